@@ -1,0 +1,34 @@
+"""dcgan: deep convolutional GANs that draw faces, in Keras 3.
+
+The main entry points:
+
+    from dcgan import Config, train, generate
+    gan, history = train(Config.from_preset("demo", epochs=3, out_dir="runs/demo"))
+    generate("runs/demo", n=64, seed=0, out="faces.png")
+"""
+
+from dcgan.config import PRESETS, Config
+from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError
+
+__version__ = "0.1.0"
+
+__all__ = ["Config", "PRESETS", "DcganError", "ConfigError", "DataError", "CheckpointError",
+           "DCGAN", "build_generator", "build_discriminator", "train", "generate", "demo_faces"]
+
+
+def __getattr__(name):
+    # Keras/TensorFlow load only when a model-related name is first used,
+    # so `import dcgan` and `python -m dcgan --help` stay fast.
+    if name == "DCGAN":
+        from dcgan.gan import DCGAN
+        return DCGAN
+    if name in ("build_generator", "build_discriminator"):
+        from dcgan import models
+        return getattr(models, name)
+    if name in ("train", "generate"):
+        from dcgan import training
+        return getattr(training, name)
+    if name == "demo_faces":
+        from dcgan.demo_faces import demo_faces
+        return demo_faces
+    raise AttributeError(f"module 'dcgan' has no attribute {name!r}")

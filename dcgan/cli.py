@@ -1,0 +1,108 @@
+"""Command line: `python -m dcgan train|generate ...`.
+
+The CLI only parses arguments into a Config (or a checkpoint path) and calls
+the library; every user error becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+
+from dcgan.config import Config, coerce_field, field_types
+from dcgan.errors import DcganError
+
+# Fields that are set by a dedicated option, or are not for the command line.
+_NOT_FLAGS = {"preset"}
+
+EXIT_USER_ERROR = 2
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "hyperparameters (override the preset; lists are comma-separated, e.g. 64,128)")
+    defaults = Config()
+    for f in fields(Config):
+        if f.name in _NOT_FLAGS:
+            continue
+        kind = field_types()[f.name]
+        default = getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if kind is tuple else default
+        flags = [f"--{f.name.replace('_', '-')}"]
+        if f.name == "out_dir":
+            flags.insert(0, "--out")
+        group.add_argument(*flags, dest=f.name, default=None, metavar=kind.__name__.upper(),
+                           help=f"(seed128: {shown})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dcgan", description="Train deep convolutional GANs that draw faces.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a GAN", description=(
+            "Train a DCGAN. Writes config.json, samples/epoch_NNN.png grids, "
+            "checkpoints/*.keras and log.csv to the --out folder."))
+    train.add_argument("--preset", default="seed128", choices=Config.preset_names(),
+                       help="starting hyperparameters (default: seed128)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier run in the --out folder")
+    _add_config_flags(train)
+
+    generate = commands.add_parser(
+        "generate", help="draw images from a trained generator",
+        description="Draw images from a trained generator into one PNG grid.")
+    generate.add_argument("--checkpoint", required=True,
+                          help="a run folder (e.g. runs/demo) or a generator .keras file")
+    generate.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    generate.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
+    generate.add_argument("--columns", type=int, default=None, help="grid width in images")
+    generate.add_argument("--out", default="faces.png", help="output PNG (default: faces.png)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The preset named by `args`, with every hyperparameter flag given applied."""
+    changes = {name: coerce_field(name, getattr(args, name))
+               for name in field_types() if name not in _NOT_FLAGS and getattr(args, name) is not None}
+    return Config.from_preset(args.preset, **changes)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from dcgan.training import train
+
+    config = config_from_args(args)
+    print(f"training preset {config.preset} on {config.data} "
+          f"({config.image_size}x{config.image_size}, {config.epochs} epochs) -> {config.out_dir}")
+    train(config, overwrite=args.overwrite)
+    print(f"done: samples in {config.out_dir}/samples, checkpoints in {config.out_dir}/checkpoints")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    if args.n < 1:
+        raise DcganError(f"--n {args.n}: must be at least 1")
+    if args.columns is not None and args.columns < 1:
+        raise DcganError(f"--columns {args.columns}: must be at least 1")
+    if not args.out.lower().endswith(".png"):
+        raise DcganError(f"--out {args.out}: must be a .png file")
+    from dcgan.training import generate
+
+    generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns)
+    print(f"wrote {args.n} images to {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
+    args = build_parser().parse_args(argv)
+    try:
+        {"train": _train, "generate": _generate}[args.command](args)
+    except DcganError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

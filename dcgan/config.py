@@ -1,0 +1,254 @@
+"""One configuration object for every part of dcgan, with presets.
+
+`Config` holds every hyperparameter; `Config.from_preset(name)` returns a named
+starting point and `dataclasses.replace` (or `Config.from_preset(name, **changes)`)
+tweaks it.  Every run writes its config to `config.json` in the run folder,
+and `Config.from_json` reads it back, so a run can always be rebuilt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dcgan.errors import ConfigError
+
+ARCHITECTURES = ("seed", "dcgan")
+LABEL_MODES = ("noise", "one_sided")
+JIT_MODES = ("auto", "true", "false")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every hyperparameter of a dcgan run.
+
+    Architecture `seed` is the model this project is named for: a Dense layer
+    reshaped to 16x16x`seed_channels`, then Conv2DTranspose layers
+    (`g_transpose_widths`, the last ones upsampling by 2) and Conv2D layers
+    (`g_conv_widths`, then a 3-channel tanh conv); its discriminator is
+    `len(d_widths)` strided conv + LeakyReLU blocks, dropout and one Dense.
+    Architecture `dcgan` is Radford et al.'s DCGAN with BatchNorm, laid out
+    like pytorch/examples' dcgan (`g_widths` from the 4x4 seed upwards).
+    """
+
+    preset: str = "seed128"
+    architecture: str = "seed"
+    image_size: int = 128
+    latent_dim: int = 32
+
+    # seed architecture
+    seed_channels: int = 128
+    g_transpose_widths: tuple[int, ...] = (128, 128, 128, 64)
+    g_conv_widths: tuple[int, ...] = (96, 96)
+    g_transpose_kernel: int = 4
+    g_conv_kernel: int = 3
+    g_output_kernel: int = 5
+    d_widths: tuple[int, ...] = (64, 128, 128, 256, 256)
+    d_kernel: int = 4
+    d_dropout: float = 0.4
+    leaky_slope: float = 0.2
+
+    # dcgan architecture (generator widths from 4x4 up; D mirrors them)
+    g_widths: tuple[int, ...] = (512, 256, 128, 64)
+    init_stddev: float = 0.02
+
+    # optimisation (Adam for both networks)
+    batch_size: int = 64
+    d_learning_rate: float = 1e-4
+    g_learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+
+    # "auto": XLA on a GPU/TPU only; "true" pays off on CPU for small models
+    jit_compile: str = "auto"
+
+    # labels: real = 0, fake = 1
+    label_mode: str = "noise"  # "noise": both sides get uniform noise; "one_sided": smooth real only
+    label_noise: float = 0.05
+    label_smoothing: float = 0.1
+
+    # run
+    epochs: int = 25
+    steps_per_epoch: int = 0  # 0: one pass over the data
+    seed: int = 0
+    data: str = "demo"
+    demo_images: int = 8192
+    num_samples: int = 64  # images in each per-epoch sample grid
+    out_dir: str = "runs/seed128"
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def preset_names(cls) -> tuple[str, ...]:
+        return tuple(PRESETS)
+
+    @classmethod
+    def from_preset(cls, name: str, **changes: Any) -> "Config":
+        """Return preset `name` with `changes` applied, validated."""
+        if name not in PRESETS:
+            raise ConfigError(
+                f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}"
+            )
+        base = dict(PRESETS[name])
+        base.setdefault("out_dir", f"runs/{name}")
+        base.update(changes)
+        return cls(preset=name, **base).validated()
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with `changes` applied, validated."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes).validated()
+
+    # -------------------------------------------------------------- validation
+    def validated(self) -> "Config":
+        """Return self, or raise ConfigError naming the first bad field."""
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"config field {name}={getattr(self, name)!r}: {why}")
+
+        if self.architecture not in ARCHITECTURES:
+            raise bad("architecture", f"must be one of {', '.join(ARCHITECTURES)}")
+        size = self.image_size
+        if not isinstance(size, int) or size < 16 or size % 16 or not _is_pow2(size // 16):
+            raise bad("image_size", "must be 16 * 2**k (16, 32, 64, 128, 256, ...)")
+        for name in ("latent_dim", "batch_size", "seed_channels", "num_samples",
+                     "g_transpose_kernel", "g_conv_kernel", "g_output_kernel", "d_kernel"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        if self.epochs < 0 or self.steps_per_epoch < 0 or self.demo_images < 1:
+            name = "epochs" if self.epochs < 0 else (
+                "steps_per_epoch" if self.steps_per_epoch < 0 else "demo_images")
+            raise bad(name, "must not be negative" if name != "demo_images" else "must be at least 1")
+        for name in ("g_transpose_widths", "g_conv_widths", "d_widths", "g_widths"):
+            widths = getattr(self, name)
+            if not widths or any(int(w) < 1 for w in widths):
+                raise bad(name, "must be a non-empty list of positive widths")
+        for name in ("d_learning_rate", "g_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise bad(name, "must be positive")
+        for name in ("beta_1", "beta_2", "d_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise bad(name, "must be in [0, 1)")
+        if self.jit_compile not in JIT_MODES:
+            raise bad("jit_compile", f"must be one of {', '.join(JIT_MODES)}")
+        if self.label_mode not in LABEL_MODES:
+            raise bad("label_mode", f"must be one of {', '.join(LABEL_MODES)}")
+        for name in ("label_noise", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise bad(name, "must be in [0, 0.5) so real and fake targets stay apart")
+        upsamplings = int(math.log2(size // 16))
+        if self.architecture == "seed" and upsamplings > len(self.g_transpose_widths):
+            raise bad("image_size", f"needs {upsamplings} upsampling layers but "
+                      f"g_transpose_widths has {len(self.g_transpose_widths)}")
+        if self.architecture == "dcgan" and 4 * 2 ** len(self.g_widths) != size:
+            raise bad("image_size", f"the dcgan architecture with {len(self.g_widths)} "
+                      f"g_widths makes {4 * 2 ** len(self.g_widths)}x{4 * 2 ** len(self.g_widths)} images")
+        return self
+
+    # --------------------------------------------------------------- json i/o
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write this config to `path` (atomically)."""
+        from dcgan.io import atomic_write_text
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        coerced = {}
+        for key, value in values.items():
+            coerced[key] = coerce_field(key, value)
+        return cls(**coerced).validated()
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "Config":
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path}: not a readable config.json ({e})") from None
+        return cls.from_dict(values)
+
+
+def field_types() -> dict[str, type]:
+    """Map each Config field to the Python type of its default value."""
+    return {f.name: type(f.default) for f in fields(Config)}
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """Convert `value` (e.g. a command-line string) to the type of field `name`."""
+    types = field_types()
+    if name not in types:
+        raise ConfigError(f"unknown config field {name!r}")
+    kind = types[name]
+    try:
+        if kind is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.replace(" ", "").split(",") if v]
+            return tuple(int(v) for v in value)
+        if kind is bool:
+            if isinstance(value, str):
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"config field {name}={value!r}: expected {kind.__name__}"
+            + (" (comma-separated integers)" if kind is tuple else "")
+        ) from None
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+# Presets list only what differs from the Config defaults (which are seed128).
+PRESETS: dict[str, dict[str, Any]] = {
+    # The model this project is named for: 32-d latent, 16x16x128 seed,
+    # 4 Conv2DTranspose + 3 Conv2D, 128x128x3 tanh; 5-block discriminator.
+    "seed128": {},
+    # Radford et al. 2016, as in pytorch/examples' dcgan: 100-d latent,
+    # ConvTranspose+BN+ReLU generator, strided conv+BN+LeakyReLU
+    # discriminator, N(0, 0.02) init, Adam(2e-4, beta_1=0.5), no label noise.
+    "dcgan64": {
+        "architecture": "dcgan",
+        "image_size": 64,
+        "latent_dim": 100,
+        "g_widths": (512, 256, 128, 64),
+        "batch_size": 128,
+        "d_learning_rate": 2e-4,
+        "g_learning_rate": 2e-4,
+        "label_noise": 0.0,
+    },
+    # Small enough to learn the built-in faces on 2 CPU cores in minutes.
+    # Radford's layout, narrow and at 32x32: learns the built-in faces on
+    # 2 CPU cores in minutes (the seed stack without BatchNorm needs far longer).
+    "demo": {
+        "architecture": "dcgan",
+        "image_size": 32,
+        "latent_dim": 32,
+        "g_widths": (128, 64, 32),
+        "d_learning_rate": 2e-4,
+        "g_learning_rate": 2e-4,
+        "batch_size": 64,
+        "epochs": 15,
+        "demo_images": 8192,
+        "num_samples": 64,
+        "jit_compile": "true",  # XLA doubles CPU speed for a model this small
+    },
+}

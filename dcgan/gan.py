@@ -1,0 +1,180 @@
+"""The DCGAN as a `keras.Model` with a custom `train_step`.
+
+Label convention (this project's, after Chollet's DCGAN examples): the
+discriminator outputs a logit for "this image is fake", so **real = 0 and
+fake = 1**.  The discriminator's targets get a little uniform noise that
+pulls them towards each other (real in [0, a], fake in [1 - a, 1]); keeping
+them inside [0, 1] keeps binary cross-entropy bounded below.  The generator
+is trained to make the discriminator say "real" (target 0, no noise).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from dcgan.config import LABEL_MODES
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class DCGAN(keras.Model):
+    """A generator and a discriminator trained against each other by `fit()`.
+
+    Args:
+        generator: maps latents of shape (batch, latent_dim) to images in [-1, 1].
+        discriminator: maps images to one logit each (high = fake).
+        label_mode: "noise" (uniform noise on both sides' targets) or
+            "one_sided" (real targets smoothed to `label_smoothing`, fake exactly 1).
+        label_noise: largest noise added to a discriminator target in "noise" mode.
+        label_smoothing: the real target in "one_sided" mode.
+        seed: seeds the model's own random stream (latents, label noise).
+    """
+
+    def __init__(self, generator, discriminator, label_mode="noise", label_noise=0.05,
+                 label_smoothing=0.1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if label_mode not in LABEL_MODES:
+            raise ValueError(f"label_mode={label_mode!r}: must be one of {', '.join(LABEL_MODES)}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.label_mode = label_mode
+        self.label_noise = float(label_noise)
+        self.label_smoothing = float(label_smoothing)
+        self.seed = seed
+        self.latent_dim = int(generator.input_shape[-1])
+        self.seed_generator = keras.random.SeedGenerator(seed, name="gan_seed")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        """Set the discriminator's and the generator's optimizers (one each)."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @property
+    def metrics(self):
+        # Listed here so Keras resets them at the start of every epoch.
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def call(self, latents, training=False):
+        return self.generator(latents, training=training)
+
+    # --------------------------------------------------------------- targets
+    def discriminator_targets(self, batch_size):
+        """Return (real_targets, fake_targets), each of shape (batch_size, 1)."""
+        shape = (batch_size, 1)
+        if self.label_mode == "one_sided":
+            # Salimans et al. 2016: smooth only the real side.
+            return ops.full(shape, self.label_smoothing), ops.ones(shape)
+        real_noise = keras.random.uniform(shape, 0.0, self.label_noise, seed=self.seed_generator)
+        fake_noise = keras.random.uniform(shape, 0.0, self.label_noise, seed=self.seed_generator)
+        return real_noise, 1.0 - fake_noise
+
+    def generator_targets(self, batch_size):
+        """What the generator wants the discriminator to say of its images: real (0)."""
+        return ops.zeros((batch_size, 1))
+
+    def sample_latents(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    # ------------------------------------------------------------ training
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real)[0]
+
+        # Discriminator: real images towards 0, generated ones towards 1.
+        fake = self.generator(self.sample_latents(batch_size), training=True)
+        real_targets, fake_targets = self.discriminator_targets(batch_size)
+
+        def d_loss_fn():
+            # Separate calls keep real and fake BatchNorm statistics apart (as Radford et al.).
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
+            loss = self.bce(real_targets, real_logits) + self.bce(fake_targets, fake_logits)
+            return loss, (real_logits, fake_logits)
+
+        d_loss, (real_logits, fake_logits) = self._gradient_step(
+            d_loss_fn, self.discriminator, self.d_optimizer)
+
+        # Generator: fresh latents, trained to make the discriminator say "real".
+        latents = self.sample_latents(batch_size)
+        g_targets = self.generator_targets(batch_size)
+
+        def g_loss_fn():
+            logits = self.discriminator(self.generator(latents, training=True), training=True)
+            return self.bce(g_targets, logits), ()
+
+        g_loss, _ = self._gradient_step(g_loss_fn, self.generator, self.g_optimizer)
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def _gradient_step(self, loss_fn, model, optimizer):
+        """Minimise `loss_fn()` over `model`'s trainable weights; the one backend-specific piece.
+
+        `loss_fn` returns (loss, aux). Another backend needs only its own version of
+        this method (e.g. torch: loss.backward(); JAX: a stateless train_step).
+        """
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise NotImplementedError(
+                f"DCGAN training supports the tensorflow backend; KERAS_BACKEND is {backend!r}")
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+        variables = model.trainable_weights
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss, aux
+
+    # ------------------------------------------------------------ sampling
+    def generate(self, n, seed=0, batch_size=64):
+        """Return `n` generated images as a float32 numpy array in [-1, 1].
+
+        The same `seed` always gives the same latents (see `latents_for`).
+        """
+        return generate_images(self.generator, latents_for(n, self.latent_dim, seed), batch_size)
+
+    # ------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "label_mode": self.label_mode,
+            "label_noise": self.label_noise,
+            "label_smoothing": self.label_smoothing,
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+
+def latents_for(n, latent_dim, seed=0):
+    """`n` standard-normal latents drawn from numpy's generator for `seed` (backend-independent)."""
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def generate_images(generator, latents, batch_size=64):
+    """Run `generator` in inference mode over `latents` in batches; float32 numpy in [-1, 1]."""
+    latents = np.asarray(latents, np.float32)
+    outputs = [ops.convert_to_numpy(generator(latents[i:i + batch_size], training=False))
+               for i in range(0, len(latents), batch_size)]
+    if not outputs:
+        size = generator.output_shape[1:]
+        return np.zeros((0, *size), np.float32)
+    return np.concatenate(outputs).astype(np.float32)

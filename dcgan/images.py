@@ -1,0 +1,54 @@
+"""Image helpers: value ranges, grids, PNG files."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import numpy as np
+
+from dcgan.io import atomic_write_bytes
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Map images in [-1, 1] (the generator's tanh range) to uint8 [0, 255]."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_unit_range(images: np.ndarray) -> np.ndarray:
+    """Map uint8 images to float32 in [-1, 1]."""
+    return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
+
+
+def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile uint8 images (n, h, w, 3) into one uint8 image, `columns` wide (default: square)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = to_uint8(images)
+    n, h, w, c = images.shape
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / columns))
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, q = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a uint8 image to `path` as PNG, atomically."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Tile `images` into a grid, save it as PNG and return the grid."""
+    grid = make_grid(images, columns)
+    save_png(path, grid)
+    return grid

@@ -1,0 +1,128 @@
+"""Generator and discriminator networks, built from a Config.
+
+Both are functional `keras.Model`s of built-in layers only, so their `.keras`
+files load with `safe_mode=True` and need no custom objects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from dcgan.config import Config
+
+
+def build_generator(config: Config) -> keras.Model:
+    """Map a latent vector of size `config.latent_dim` to an image in [-1, 1]."""
+    if config.architecture == "seed":
+        return _seed_generator(config)
+    return _dcgan_generator(config)
+
+
+def build_discriminator(config: Config) -> keras.Model:
+    """Map an image to one logit; this project's convention is high = fake."""
+    if config.architecture == "seed":
+        return _seed_discriminator(config)
+    return _dcgan_discriminator(config)
+
+
+# ---------------------------------------------------------------- seed models
+def _seed_generator(c: Config) -> keras.Model:
+    """Dense -> 16x16 seed -> Conv2DTranspose stack (last ones upsample) -> Conv2D stack -> tanh."""
+    upsamplings = int(math.log2(c.image_size // 16))
+    z = keras.Input((c.latent_dim,), name="latent")
+    x = layers.Dense(16 * 16 * c.seed_channels, name="project")(z)
+    x = layers.LeakyReLU(c.leaky_slope)(x)
+    x = layers.Reshape((16, 16, c.seed_channels), name="seed")(x)
+    n = len(c.g_transpose_widths)
+    for i, width in enumerate(c.g_transpose_widths):
+        stride = 2 if i >= n - upsamplings else 1
+        x = layers.Conv2DTranspose(width, c.g_transpose_kernel, strides=stride,
+                                   padding="same", name=f"up{i}")(x)
+        x = layers.LeakyReLU(c.leaky_slope)(x)
+    for i, width in enumerate(c.g_conv_widths):
+        x = layers.Conv2D(width, c.g_conv_kernel, padding="same", name=f"conv{i}")(x)
+        x = layers.LeakyReLU(c.leaky_slope)(x)
+    # float32 output keeps tanh exact under a mixed-precision policy.
+    image = layers.Conv2D(3, c.g_output_kernel, padding="same", activation="tanh",
+                          dtype="float32", name="to_rgb")(x)
+    return keras.Model(z, image, name="generator")
+
+
+def _seed_discriminator(c: Config) -> keras.Model:
+    """Strided conv + LeakyReLU blocks -> dropout -> one Dense logit."""
+    image = keras.Input((c.image_size, c.image_size, 3), name="image")
+    x = image
+    for i, width in enumerate(c.d_widths):
+        x = layers.Conv2D(width, c.d_kernel, strides=2, padding="same", name=f"block{i}")(x)
+        x = layers.LeakyReLU(c.leaky_slope)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(c.d_dropout)(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+# --------------------------------------------------------- Radford's DCGAN
+def _dcgan_init(c: Config) -> dict:
+    return {
+        "conv": keras.initializers.RandomNormal(0.0, c.init_stddev),
+        "gamma": keras.initializers.RandomNormal(1.0, c.init_stddev),
+    }
+
+
+def _batch_norm(init: dict, name: str) -> layers.Layer:
+    # PyTorch's BatchNorm2d defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                     gamma_initializer=init["gamma"], name=name)
+
+
+def _dcgan_generator(c: Config) -> keras.Model:
+    """As pytorch/examples' dcgan netG: 1x1 -> 4x4 -> ... -> image, BatchNorm + ReLU, tanh."""
+    init = _dcgan_init(c)
+    z = keras.Input((c.latent_dim,), name="latent")
+    x = layers.Reshape((1, 1, c.latent_dim))(z)
+    for i, width in enumerate(c.g_widths):
+        stride, padding = (1, "valid") if i == 0 else (2, "same")
+        x = layers.Conv2DTranspose(width, 4, strides=stride, padding=padding, use_bias=False,
+                                   kernel_initializer=init["conv"], name=f"up{i}")(x)
+        x = _batch_norm(init, f"bn{i}")(x)
+        x = layers.ReLU()(x)
+    image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=init["conv"], name="to_rgb")(x)
+    image = layers.Activation("tanh", dtype="float32")(image)
+    return keras.Model(z, image, name="generator")
+
+
+def _dcgan_discriminator(c: Config) -> keras.Model:
+    """As pytorch/examples' dcgan netD, with the final sigmoid folded into the loss."""
+    init = _dcgan_init(c)
+    image = keras.Input((c.image_size, c.image_size, 3), name="image")
+    x = image
+    for i, width in enumerate(reversed(c.g_widths)):
+        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
+                          kernel_initializer=init["conv"], name=f"block{i}")(x)
+        if i > 0:  # Radford: no BatchNorm on the discriminator's input layer
+            x = _batch_norm(init, f"bn{i}")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=init["conv"],
+                      dtype="float32", name="logit_conv")(x)
+    logit = layers.Flatten(name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+# ------------------------------------------------------------------ analysis
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates for one sample through the Dense/conv layers of `model`."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            total += int(layer.kernel.shape[0] * layer.kernel.shape[1])
+        elif isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
+            kh, kw, *_ = layer.kernel.shape
+            cin, cout = layer.input.shape[-1], layer.output.shape[-1]
+            # A transposed conv spends its MACs per input position, a conv per output position.
+            shape = layer.input.shape if isinstance(layer, layers.Conv2DTranspose) else layer.output.shape
+            total += int(shape[1] * shape[2] * kh * kw * cin * cout)
+    return total

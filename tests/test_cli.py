@@ -1,0 +1,102 @@
+"""The command line end to end, in a temporary folder, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "demo", "--image-size", "16", "--g-widths", "32,16", "--batch-size", "16",
+        "--demo-images", "64", "--num-samples", "9"]
+
+
+def run_cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "dcgan", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli")
+    result = run_cli("train", *TINY, "--epochs", "2", "--out", "runs/tiny", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd, result
+
+
+def test_train_writes_config_samples_checkpoints_and_losses(trained_run):
+    cwd, result = trained_run
+    run = cwd / "runs" / "tiny"
+    config = json.loads((run / "config.json").read_text())
+    assert config["preset"] == "demo" and config["image_size"] == 16 and config["g_widths"] == [32, 16]
+    samples = sorted(p.name for p in (run / "samples").glob("*.png"))
+    assert samples == ["epoch_000.png", "epoch_001.png", "epoch_002.png", "real.png"]
+    assert np.load(run / "samples" / "latents.npy").shape == (9, 32)
+    assert (run / "checkpoints" / "generator.keras").stat().st_size > 0
+    assert (run / "checkpoints" / "discriminator.keras").stat().st_size > 0
+    assert "d_loss" in result.stdout and "g_loss" in result.stdout
+    assert len((run / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_generate_from_a_run_folder_is_reproducible(trained_run):
+    cwd, _ = trained_run
+    for name in ("a.png", "b.png"):
+        result = run_cli("generate", "--checkpoint", "runs/tiny", "--n", "6", "--seed", "0",
+                         "--columns", "3", "--out", name, cwd=cwd)
+        assert result.returncode == 0, result.stderr
+    a, b = (np.asarray(Image.open(cwd / n)) for n in ("a.png", "b.png"))
+    assert a.shape == (2 * 18 + 2, 3 * 18 + 2, 3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(trained_run):
+    cwd, _ = trained_run
+    before = (cwd / "runs/tiny/checkpoints/generator.keras").read_bytes()
+    result = run_cli("train", *TINY, "--epochs", "1", "--out", "runs/tiny", cwd=cwd)
+    assert_one_line_error(result, "runs/tiny", "--overwrite")
+    assert (cwd / "runs/tiny/checkpoints/generator.keras").read_bytes() == before
+
+
+@pytest.mark.parametrize("args,words", [
+    (["train", "--data", "no/such/folder"], ["no/such/folder", "no such file"]),
+    (["train", "--image-size", "48"], ["image_size=48"]),
+    (["train", "--batch-size", "0"], ["batch_size=0"]),
+    (["train", "--latent-dim", "x"], ["latent_dim='x'"]),
+    (["generate", "--checkpoint", "no/run"], ["no/run"]),
+    (["generate", "--checkpoint", "x", "--n", "0"], ["--n 0"]),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, args, words):
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), *words)
+
+
+def test_an_empty_data_folder_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("train", *TINY, "--data", "empty", "--out", "runs/x", cwd=tmp_path)
+    assert_one_line_error(result, "empty", "no images")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    assert_one_line_error(run_cli("generate", "--checkpoint", "broken.keras", cwd=tmp_path),
+                          "broken.keras")
+
+
+def test_help_for_each_command(tmp_path):
+    for command in ("train", "generate"):
+        result = run_cli(command, "--help", cwd=tmp_path)
+        assert result.returncode == 0 and "--out" in result.stdout

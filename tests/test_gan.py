@@ -1,0 +1,96 @@
+import keras
+import numpy as np
+import pytest
+
+from dcgan.data import make_dataset
+from dcgan.gan import DCGAN, latents_for
+from dcgan.models import build_discriminator, build_generator
+from dcgan.training import build_gan
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def test_discriminator_targets_real_zero_fake_one_with_noise(tiny_demo):
+    gan = build_gan(tiny_demo)
+    real, fake = (_np(t) for t in gan.discriminator_targets(4096))
+    a = tiny_demo.label_noise
+    assert real.shape == fake.shape == (4096, 1)
+    # real = 0 plus noise pulling towards fake; fake = 1 minus noise pulling towards real.
+    assert real.min() >= 0 and real.max() <= a
+    assert fake.min() >= 1 - a and fake.max() <= 1
+    # The noise is really there, uniform over the whole band, on both sides.
+    assert real.std() > a / 4 and fake.std() > a / 4
+    assert abs(real.mean() - a / 2) < a / 10 and abs(fake.mean() - (1 - a / 2)) < a / 10
+    # Fresh noise every call.
+    assert not np.array_equal(real, _np(gan.discriminator_targets(4096)[0]))
+
+
+def test_generator_targets_say_real_without_noise(tiny_demo):
+    np.testing.assert_array_equal(_np(build_gan(tiny_demo).generator_targets(8)), np.zeros((8, 1)))
+
+
+def test_one_sided_smoothing_touches_only_the_real_side(tiny_demo):
+    gan = build_gan(tiny_demo.replace(label_mode="one_sided", label_smoothing=0.1))
+    real, fake = (_np(t) for t in gan.discriminator_targets(64))
+    np.testing.assert_allclose(real, 0.1)
+    np.testing.assert_array_equal(fake, 1.0)
+
+
+def test_train_step_teaches_d_that_real_is_zero(tiny_demo):
+    """Fails if the real and fake labels are swapped anywhere in the step."""
+    config = tiny_demo.replace(g_learning_rate=1e-9)  # hold G still; let D learn
+    dataset, _ = make_dataset(config)
+    gan = build_gan(config)
+    history = gan.fit(dataset.repeat(), epochs=3, steps_per_epoch=15, verbose=0).history
+    assert set(history) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert history["d_real"][-1] < 0.3 and history["d_fake"][-1] > 0.7
+
+
+def test_train_step_updates_each_network_with_its_own_optimizer(tiny_demo):
+    dataset, _ = make_dataset(tiny_demo)
+    gan = build_gan(tiny_demo)
+    g_before = [w.copy() for w in gan.generator.get_weights()]
+    d_before = [w.copy() for w in gan.discriminator.get_weights()]
+    gan.fit(dataset.take(2), epochs=1, verbose=0)
+    assert int(gan.d_optimizer.iterations.numpy()) == 2
+    assert int(gan.g_optimizer.iterations.numpy()) == 2
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, gan.generator.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(d_before, gan.discriminator.get_weights()))
+
+
+def test_same_seed_same_first_losses(tiny_demo):
+    def first_losses():
+        keras.utils.set_random_seed(tiny_demo.seed)
+        dataset, _ = make_dataset(tiny_demo)
+        gan = build_gan(tiny_demo)
+        return gan.fit(dataset.take(3), epochs=1, verbose=0).history
+
+    assert first_losses() == first_losses()
+
+
+def test_generate_is_in_range_and_reproducible(tiny_demo):
+    gan = build_gan(tiny_demo)
+    a = gan.generate(5, seed=3)
+    assert a.shape == (5, 16, 16, 3) and a.dtype == np.float32
+    assert a.min() >= -1 and a.max() <= 1
+    np.testing.assert_array_equal(a, gan.generate(5, seed=3))
+    assert not np.array_equal(a, gan.generate(5, seed=4))
+    np.testing.assert_array_equal(latents_for(5, 32, 3), latents_for(5, 32, 3))
+
+
+def test_gan_keras_file_round_trip_with_safe_mode(tiny_seed, tmp_path):
+    gan = DCGAN(build_generator(tiny_seed), build_discriminator(tiny_seed),
+                label_mode="one_sided", label_smoothing=0.2, seed=5)
+    path = tmp_path / "gan.keras"
+    gan.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert isinstance(loaded, DCGAN)
+    assert (loaded.label_mode, loaded.label_smoothing, loaded.seed) == ("one_sided", 0.2, 5)
+    np.testing.assert_array_equal(gan.generate(3, seed=1), loaded.generate(3, seed=1))
+
+
+def test_unknown_label_mode_is_refused(tiny_demo):
+    with pytest.raises(ValueError, match="label_mode"):
+        DCGAN(build_generator(tiny_demo), build_discriminator(tiny_demo), label_mode="flipped")

@@ -1,0 +1,80 @@
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from dcgan.config import PRESETS, Config
+from dcgan.models import build_discriminator, build_generator, count_macs
+
+
+def _count(model, kind):
+    return sum(type(layer) is kind for layer in model.layers)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_shapes_and_ranges_for_every_preset(name):
+    config = Config.from_preset(name)
+    g, d = build_generator(config), build_discriminator(config)
+    z = np.random.default_rng(0).standard_normal((2, config.latent_dim)).astype("float32")
+    images = keras.ops.convert_to_numpy(g(z, training=False))
+    size = config.image_size
+    assert images.shape == (2, size, size, 3)
+    assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+    logits = keras.ops.convert_to_numpy(d(images, training=False))
+    assert logits.shape == (2, 1) and np.isfinite(logits).all()
+
+
+def test_seed128_layer_stack_is_the_specified_one():
+    config = Config.from_preset("seed128")
+    g = build_generator(config)
+    assert g.input_shape == (None, 32)
+    assert g.get_layer("seed").output.shape == (None, 16, 16, 128)
+    assert _count(g, layers.Dense) == 1
+    assert _count(g, layers.Conv2DTranspose) == 4
+    assert _count(g, layers.Conv2D) == 3
+    # LeakyReLU between every pair of weighted layers, tanh only at the end.
+    assert _count(g, layers.LeakyReLU) == 1 + 4 + 2
+    assert g.layers[-1].activation is keras.activations.tanh
+    strides = [layer.strides for layer in g.layers if isinstance(layer, layers.Conv2DTranspose)]
+    assert strides == [(1, 1), (2, 2), (2, 2), (2, 2)]  # 16 -> 32 -> 64 -> 128
+    assert g.output_shape == (None, 128, 128, 3)
+    # Compute sized as asked: about 3-4 GMAC per generated image.
+    assert 3e9 <= count_macs(g) <= 4e9
+
+    d = build_discriminator(config)
+    assert _count(d, layers.Conv2D) == 5 and _count(d, layers.LeakyReLU) == 5
+    assert _count(d, layers.Dropout) == 1 and _count(d, layers.Dense) == 1
+    assert d.output_shape == (None, 1)
+
+
+def test_dcgan64_matches_pytorch_examples_shapes():
+    config = Config.from_preset("dcgan64")
+    g, d = build_generator(config), build_discriminator(config)
+    assert g.input_shape == (None, 100) and g.output_shape == (None, 64, 64, 3)
+    assert [layer.output.shape[1:] for layer in g.layers if isinstance(layer, layers.Conv2DTranspose)] == [
+        (4, 4, 512), (8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 3)]
+    assert _count(g, layers.BatchNormalization) == 4 and _count(d, layers.BatchNormalization) == 3
+    assert [layer.output.shape[1:] for layer in d.layers if isinstance(layer, layers.Conv2D)] == [
+        (32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512), (1, 1, 1)]
+    # PyTorch parameter counts of netG / netD (bias-free convs, BatchNorm gamma+beta).
+    assert g.count_params() - 2 * sum(bn.moving_mean.shape[0] for bn in g.layers
+                                      if isinstance(bn, layers.BatchNormalization)) == 3576704
+    assert d.count_params() - 2 * sum(bn.moving_mean.shape[0] for bn in d.layers
+                                      if isinstance(bn, layers.BatchNormalization)) == 2765568
+    weights = g.get_layer("up1").kernel.numpy()
+    assert abs(weights.std() - 0.02) < 0.002  # N(0, 0.02) init
+
+
+@pytest.mark.parametrize("fixture", ["tiny_demo", "tiny_seed"])
+def test_keras_file_round_trip_is_exact(fixture, request, tmp_path):
+    config = request.getfixturevalue(fixture)
+    z = np.random.default_rng(1).standard_normal((3, config.latent_dim)).astype("float32")
+    for model, x in ((build_generator(config), z), (build_discriminator(config), None)):
+        if x is None:
+            x = np.random.default_rng(2).uniform(-1, 1, (3, config.image_size, config.image_size, 3))
+            x = x.astype("float32")
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
+                                      keras.ops.convert_to_numpy(loaded(x, training=False)))
