@@ -246,7 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_learning_rate": 2e-4,
         "g_learning_rate": 2e-4,
         "batch_size": 64,
-        "epochs": 15,
+        "epochs": 20,
         "demo_images": 8192,
         "num_samples": 64,
         "jit_compile": "true",  # XLA doubles CPU speed for a model this small

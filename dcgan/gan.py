@@ -48,6 +48,8 @@ class DCGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # Both networks are already built, so this wrapper is too (saving needs no dummy call).
+        self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Set the discriminator's and the generator's optimizers (one each)."""

@@ -1,0 +1,274 @@
+"""Decode a Source once into a uint8 file cache, then feed training from that file.
+
+Build: entries -> parallel TensorFlow decode (`decode_and_crop_jpeg` for
+JPEGs, so only the crop window is decoded) -> centre square crop -> resize ->
+uint8, written image after image to `<key>.u8.partial-<pid>`.  Entries that
+TensorFlow cannot decode (CMYK JPEGs, odd PNGs, WebP on old builds) are
+retried with Pillow; those that still fail are skipped, named once and
+counted.  The finished file is fsynced and renamed into place, and only then
+is `<key>.json` (its description) written: a run killed mid-build leaves
+only a partial file, removed by the next build.
+
+Read: batches of shuffled indices -> `os.pread` of each image -> [-1, 1].
+Host memory stays at a few batches whatever the data set size (the file
+goes through the OS page cache, not the process), and every epoch is a full
+random shuffle, which a `tf.data` cache + shuffle buffer cannot give
+without holding the buffer in RAM.
+
+The key hashes the source's file list (names, sizes, times), the crop and
+the image size, so a change to any of them builds a new cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcgan.errors import DataError
+from dcgan.io import atomic_write_text
+from dcgan.sources import Source
+
+CACHE_VERSION = 1
+log = logging.getLogger("dcgan.data")
+
+
+def default_cache_root() -> Path:
+    """`$DCGAN_CACHE`, else `~/.cache/dcgan` (keep it on local disk, not a Drive mount)."""
+    return Path(os.environ.get("DCGAN_CACHE") or Path.home() / ".cache" / "dcgan")
+
+
+@dataclass
+class ImageCache:
+    """A finished cache file of `count` uint8 images of `size`x`size`x3."""
+
+    path: Path
+    count: int
+    size: int
+    meta: dict
+
+    @property
+    def image_bytes(self) -> int:
+        return self.size * self.size * 3
+
+    def read(self, indices) -> np.ndarray:
+        """The images at `indices` as uint8 (len(indices), size, size, 3)."""
+        indices = np.asarray(indices, np.int64).reshape(-1)
+        out = np.empty((len(indices), self.size, self.size, 3), np.uint8)
+        n = self.image_bytes
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for row, index in enumerate(indices):
+                data = os.pread(fd, n, int(index) * n)
+                if len(data) != n:
+                    raise DataError(f"{self.path}: cache file is shorter than its description; "
+                                    "delete it to rebuild")
+                out[row] = np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3)
+        finally:
+            os.close(fd)
+        return out
+
+    def dataset(self, batch_size: int, seed: int):
+        """Shuffled, full batches of float32 images in [-1, 1], reshuffled every epoch."""
+        import tensorflow as tf
+
+        size = self.size
+
+        def load(indices):
+            return self.read(np.sort(indices))  # sorted reads are kinder to the disk
+
+        def to_images(indices):
+            images = tf.numpy_function(load, [indices], tf.uint8, stateful=False)
+            images.set_shape((batch_size, size, size, 3))
+            return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+        return (tf.data.Dataset.range(self.count)
+                .shuffle(self.count, seed=seed, reshuffle_each_iteration=True)
+                .batch(batch_size, drop_remainder=True)
+                .map(to_images, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+
+
+def cache_key(source: Source, size: int, crop: int) -> str:
+    text = json.dumps({"v": CACHE_VERSION, "source": source.fingerprint(), "size": size,
+                       "crop": crop}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def open_cache(source: Source, size: int, crop: int, root: str | Path | None = None,
+               progress: bool = True) -> ImageCache:
+    """The finished cache for (source, size, crop), building it first if needed."""
+    root = Path(root) if root else default_cache_root()
+    key = cache_key(source, size, crop)
+    data_path, meta_path = root / f"{key}.u8", root / f"{key}.json"
+    cache = _load_finished(data_path, meta_path, size)
+    if cache is not None:
+        skipped = len(cache.meta.get("skipped", []))
+        log.info("using cached %s: %d images%s", source.spec, cache.count,
+                 f" (skipped {skipped} unreadable files when built)" if skipped else "")
+        return cache
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(root, key)
+    return _build(source, size, crop, data_path, meta_path, progress)
+
+
+def _load_finished(data_path: Path, meta_path: Path, size: int) -> ImageCache | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+        count = int(meta["count"])
+        if data_path.stat().st_size != count * size * size * 3 or meta["size"] != size:
+            return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return ImageCache(data_path, count, size, meta)
+
+
+def _remove_stale_partials(root: Path, key: str) -> None:
+    """Remove partial files left by builds whose process is gone (killed, crashed)."""
+    for partial in root.glob(f"{key}.u8.partial-*"):
+        try:
+            pid = int(partial.name.rsplit("-", 1)[1])
+        except ValueError:
+            pid = -1
+        if pid == os.getpid() or not _alive(pid):
+            partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _build(source: Source, size: int, crop: int, data_path: Path, meta_path: Path,
+           progress: bool) -> ImageCache:
+    from tqdm.auto import tqdm
+
+    partial = data_path.with_name(f"{data_path.name}.partial-{os.getpid()}")
+    total = len(source.entries)
+    done = np.zeros(total, bool)
+    skipped: list[list[str]] = []
+    count = 0
+    bar = tqdm(total=total, desc=f"decoding {Path(source.spec).name or source.spec}",
+               unit="img", disable=not progress, leave=False)
+    try:
+        with open(partial, "wb") as out:
+            for index, image in _decode_with_tensorflow(source, size, crop):
+                out.write(image.tobytes())
+                done[index] = True
+                count += 1
+                bar.update(1)
+            for index in np.flatnonzero(~done):  # TensorFlow could not decode these
+                name = source.display_name(source.entries[index])
+                try:
+                    image = decode_with_pillow(source.read(source.entries[index]), size, crop)
+                except Exception as e:  # any failure: skip the file, never stop training
+                    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    skipped.append([name, reason[:200]])
+                    log.warning("skipping %s: %s", name, reason[:200])
+                else:
+                    out.write(image.tobytes())
+                    count += 1
+                bar.update(1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, data_path)
+    finally:
+        bar.close()
+        partial.unlink(missing_ok=True)
+        source.close()
+    if skipped:
+        shown = ", ".join(Path(name).name for name, _ in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        log.warning("skipped %d of %d files: %s%s", len(skipped), total, shown, more)
+    meta = {"version": CACHE_VERSION, "source": source.spec, "size": size, "crop": crop,
+            "count": count, "total": total, "skipped": skipped}
+    atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+    return ImageCache(data_path, count, size, meta)
+
+
+def _decode_with_tensorflow(source: Source, size: int, crop: int):
+    """Yield (entry index, uint8 image) for every entry TensorFlow decodes; others are left out."""
+    import tensorflow as tf
+
+    indices = tf.data.Dataset.range(len(source.entries))
+    if source.kind == "archive":
+        def entry_bytes():
+            for i, entry in enumerate(source.entries):
+                try:
+                    yield i, source.read(entry)
+                except Exception:  # unreadable member: Pillow's pass names it
+                    yield i, b""
+        data = tf.data.Dataset.from_generator(
+            entry_bytes, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.string)))
+    else:
+        paths = tf.constant(source.entries)
+        data = indices.map(lambda i: (i, tf.io.read_file(paths[i])),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+    decoded = (data.map(lambda i, b: (i, tf_decode(b, size, crop)),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+               .ignore_errors()
+               .prefetch(64))
+    for index, image in decoded.as_numpy_iterator():
+        yield int(index), image
+
+
+def _crop_window(height, width, crop):
+    """A centred square: `crop` px (or the short side, if crop is 0 or larger)."""
+    import tensorflow as tf
+
+    side = tf.minimum(height, width)
+    if crop > 0:
+        side = tf.minimum(side, crop)
+    return (height - side) // 2, (width - side) // 2, side
+
+
+def tf_decode(data, size: int, crop: int):
+    """Encoded bytes -> uint8 (size, size, 3): centre crop, then an antialiased resize."""
+    import tensorflow as tf
+
+    def jpeg():
+        shape = tf.io.extract_jpeg_shape(data)
+        top, left, side = _crop_window(shape[0], shape[1], crop)
+        return tf.io.decode_and_crop_jpeg(data, tf.stack([top, left, side, side]), channels=3)
+
+    def other():
+        image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+        shape = tf.shape(image)
+        top, left, side = _crop_window(shape[0], shape[1], crop)
+        return image[top:top + side, left:left + side]
+
+    image = tf.cond(tf.io.is_jpeg(data), jpeg, other)
+    image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def decode_with_pillow(data: bytes, size: int, crop: int) -> np.ndarray:
+    """The same as `tf_decode`, for what TensorFlow can't read (CMYK, 16-bit, ...)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)  # first frame of an animation
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            array = np.asarray(image, np.float64)
+            peak = 65535.0 if array.max() > 255 else 255.0
+            image = Image.fromarray(np.clip(array / peak * 255, 0, 255).astype(np.uint8))
+        image = image.convert("RGB")
+        w, h = image.size
+        side = min(w, h) if crop <= 0 else min(w, h, crop)
+        left, top = (w - side) // 2, (h - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+        image = image.resize((size, size), Image.BILINEAR)
+        return np.asarray(image, np.uint8)

@@ -1,0 +1,30 @@
+import numpy as np
+from PIL import Image
+
+from dcgan.callbacks import EpochCheckpoint, SampleGrid, in_notebook
+from dcgan.data import make_dataset
+from dcgan.gan import generate_images
+from dcgan.images import make_grid
+from dcgan.training import build_gan
+
+
+def test_grids_use_fixed_latents_and_checkpoints_are_written(tiny_demo, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    dataset, _ = make_dataset(tiny_demo)
+    gan = build_gan(tiny_demo)
+    latents = np.random.default_rng(0).standard_normal((4, tiny_demo.latent_dim)).astype("float32")
+    real = np.zeros((4, 16, 16, 3), np.uint8)
+    grid = SampleGrid(tmp_path / "samples", latents, real, show=True)  # show: the notebook path
+    gan.fit(dataset.take(2), epochs=2, verbose=0,
+            callbacks=[grid, EpochCheckpoint(tmp_path / "ckpt")])
+    names = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert names == ["epoch_000.png", "epoch_001.png", "epoch_002.png", "real.png"]
+    # The last grid is exactly the generator's output for the stored latents.
+    np.testing.assert_array_equal(np.asarray(Image.open(grid.last_path)),
+                                  make_grid(generate_images(gan.generator, latents)))
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "discriminator.keras", "generator.keras"]
+
+
+def test_not_a_notebook_under_pytest():
+    assert in_notebook() is False
