@@ -102,8 +102,14 @@ def cache_key(source: Source, size: int, crop: int) -> str:
 
 
 def open_cache(source: Source, size: int, crop: int, root: str | Path | None = None,
-               progress: bool = True) -> ImageCache:
-    """The finished cache for (source, size, crop), building it first if needed."""
+               progress: bool | None = None) -> ImageCache:
+    """The finished cache for (source, size, crop), building it first if needed.
+
+    `progress` shows a bar while building (default: in a terminal or notebook).
+    """
+    if progress is None:
+        from dcgan.env import show_progress
+        progress = show_progress()
     root = Path(root) if root else default_cache_root()
     key = cache_key(source, size, crop)
     data_path, meta_path = root / f"{key}.u8", root / f"{key}.json"

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from dcgan.env import in_notebook
 from dcgan.gan import generate_images
 from dcgan.images import save_grid
 from dcgan.io import atomic_path
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter/Colab kernel (where grids are also shown inline)."""
-    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
-    return bool(shell) and type(shell).__name__ in ("ZMQInteractiveShell", "Shell")
 
 
 def show_image(path: str | Path, title: str | None = None) -> None:

@@ -75,7 +75,10 @@ class Config:
     epochs: int = 25
     steps_per_epoch: int = 0  # 0: one pass over the data
     seed: int = 0
-    data: str = "demo"
+    data: str = "demo"  # "demo", a folder, a .zip/.tar archive or a glob of images
+    crop: int = -1  # centred square before resizing: -1 auto (CelebA 108/140 px), 0 short side, N px
+    split: str = "all"  # CelebA's official split (all, train, valid, test)
+    cache_dir: str = ""  # decoded-image cache; "" = $DCGAN_CACHE or ~/.cache/dcgan
     demo_images: int = 8192
     num_samples: int = 64  # images in each per-epoch sample grid
     out_dir: str = "runs/seed128"
@@ -133,6 +136,10 @@ class Config:
         for name in ("beta_1", "beta_2", "d_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise bad(name, "must be in [0, 1)")
+        if self.crop < -1:
+            raise bad("crop", "must be -1 (auto), 0 (the short side) or a size in pixels")
+        if self.split not in ("all", "train", "valid", "test"):
+            raise bad("split", "must be one of all, train, valid, test")
         if self.jit_compile not in JIT_MODES:
             raise bad("jit_compile", f"must be one of {', '.join(JIT_MODES)}")
         if self.label_mode not in LABEL_MODES:
@@ -246,7 +253,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_learning_rate": 2e-4,
         "g_learning_rate": 2e-4,
         "batch_size": 64,
-        "epochs": 20,
+        "epochs": 15,
         "demo_images": 8192,
         "num_samples": 64,
         "jit_compile": "true",  # XLA doubles CPU speed for a model this small

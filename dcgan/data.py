@@ -1,34 +1,36 @@
 """Training data as a tf.data pipeline of float32 batches in [-1, 1].
 
-Sources: `demo` (the built-in procedural faces, no download) or a folder of
-images (searched recursively; centre square crop, then resize).
+Sources: `demo` (the built-in procedural faces, drawn in memory) or any image
+source `dcgan.sources` understands (folder, archive, glob, CelebA layouts),
+decoded once into a file cache (`dcgan.cache`) and read from there.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 
 from dcgan.config import Config
 from dcgan.demo_faces import demo_faces
 from dcgan.errors import DataError
+from dcgan.sources import celeba_crop, open_source
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 DEMO_DATA_SEED = 0  # the demo data set is the same whatever the training seed
 
 
-def list_images(folder: str | os.PathLike) -> list[str]:
-    """Image files under `folder`, recursively, sorted; hidden files and non-images skipped."""
-    root = Path(folder)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(str(Path(dirpath) / name))
-    return found
+def resolve_crop(config: Config, is_celeba: bool) -> int:
+    """The crop in pixels (0 = the short side): `auto` picks CelebA's face crop for CelebA."""
+    if config.crop >= 0:
+        return config.crop
+    return celeba_crop(config.image_size) if is_celeba else 0
+
+
+def open_image_cache(config: Config, progress: bool | None = None):
+    """The decoded-image cache for `config.data` (built on first use)."""
+    from dcgan.cache import open_cache
+
+    source = open_source(config.data, config.split)
+    return open_cache(source, config.image_size, resolve_crop(config, source.is_celeba),
+                      config.cache_dir or None, progress=progress)
 
 
 def load_real_images(config: Config, n: int | None = None) -> np.ndarray:
@@ -36,14 +38,8 @@ def load_real_images(config: Config, n: int | None = None) -> np.ndarray:
     if config.data == "demo":
         count = config.demo_images if n is None else min(n, config.demo_images)
         return demo_faces(count, config.image_size, DEMO_DATA_SEED)
-    files = _image_files(config.data)
-    if n is not None:
-        files = files[:n]
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices(files).map(_decoder(config.image_size))
-    return np.stack([x.numpy() for x in ds.ignore_errors()]) if files else np.zeros(
-        (0, config.image_size, config.image_size, 3), np.uint8)
+    cache = open_image_cache(config)
+    return cache.read(np.arange(cache.count if n is None else min(n, cache.count)))
 
 
 def make_dataset(config: Config, shuffle_seed: int | None = None):
@@ -57,47 +53,20 @@ def make_dataset(config: Config, shuffle_seed: int | None = None):
     seed = config.seed if shuffle_seed is None else shuffle_seed
     if config.data == "demo":
         images = demo_faces(config.demo_images, config.image_size, DEMO_DATA_SEED)
-        count = len(images)
-        ds = tf.data.Dataset.from_tensor_slices(images)
-    else:
-        files = _image_files(config.data)
-        count = len(files)
-        ds = (tf.data.Dataset.from_tensor_slices(files)
-              .map(_decoder(config.image_size), num_parallel_calls=tf.data.AUTOTUNE)
-              .ignore_errors(log_warning=True)
-              .cache())
+        _check_count(config, len(images))
+        dataset = (tf.data.Dataset.from_tensor_slices(images)
+                   .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+                   .batch(config.batch_size, drop_remainder=True)
+                   .map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0,
+                        num_parallel_calls=tf.data.AUTOTUNE)
+                   .prefetch(tf.data.AUTOTUNE))
+        return dataset, len(images)
+    cache = open_image_cache(config)
+    _check_count(config, cache.count)
+    return cache.dataset(config.batch_size, seed), cache.count
+
+
+def _check_count(config: Config, count: int) -> None:
     if count < config.batch_size:
-        raise DataError(f"{config.data}: {count} image(s), fewer than batch_size="
+        raise DataError(f"{config.data}: {count} usable image(s), fewer than batch_size="
                         f"{config.batch_size}; add images or lower --batch-size")
-    ds = (ds.shuffle(min(count, 20_000), seed=seed, reshuffle_each_iteration=True)
-          .batch(config.batch_size, drop_remainder=True)
-          .map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0, num_parallel_calls=tf.data.AUTOTUNE)
-          .prefetch(tf.data.AUTOTUNE))
-    return ds, count
-
-
-def _image_files(source: str) -> list[str]:
-    path = Path(source)
-    if not path.exists():
-        raise DataError(f"{source}: no such file or folder; give --data demo or a folder of images")
-    if not path.is_dir():
-        raise DataError(f"{source}: not a folder; give --data demo or a folder of images")
-    files = list_images(path)
-    if not files:
-        raise DataError(f"{source}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return files
-
-
-def _decoder(size: int):
-    """A tf function: file path -> uint8 (size, size, 3), centre square crop, never squashed."""
-    import tensorflow as tf
-
-    def decode(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        h, w = tf.shape(image)[0], tf.shape(image)[1]
-        side = tf.minimum(h, w)
-        image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
-        image = tf.image.resize(image, (size, size), method="area", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-    return decode

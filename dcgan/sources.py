@@ -47,6 +47,7 @@ class Source:
     entries: list[str]
     root: Path | None = None  # folder root, or the archive file
     is_celeba: bool = False
+    partition: str | None = None  # CelebA's list_eval_partition file (a path or archive member)
     _archive: object = field(default=None, repr=False)
 
     def read(self, entry: str) -> bytes:
@@ -111,14 +112,16 @@ def open_source(spec: str, split: str = "all") -> Source:
 
 
 def _folder_source(spec: str, root: Path) -> Source:
-    entries = []
+    entries, partitions = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
         entries.extend(str(Path(dirpath) / n) for n in sorted(filenames) if is_image_name(n))
-    # Kaggle's CelebA zip holds the images twice-nested; prefer the images folder when found.
-    celeba = [e for e in entries if f"img_align_celeba{os.sep}" in e]
-    return Source(spec, "folder", entries, root=root, is_celeba=bool(celeba) and
-                  len(celeba) == len(entries))
+        partitions.extend(str(Path(dirpath) / n) for n in filenames if _is_partition_file(n))
+    # CelebA layouts (Kaggle's twice-nested folder, torchvision's, the official zip's)
+    # all keep the aligned images in a folder named img_align_celeba.
+    celeba = bool(entries) and all(f"img_align_celeba{os.sep}" in e for e in entries)
+    return Source(spec, "folder", entries, root=root, is_celeba=celeba,
+                  partition=min(partitions) if partitions else None)
 
 
 def _archive_source(spec: str, path: Path) -> Source:
@@ -133,9 +136,9 @@ def _archive_source(spec: str, path: Path) -> Source:
         raise DataError(f"{spec}: not a readable archive ({e})") from None
     entries = sorted(n for n in names if is_image_name(n))
     celeba = bool(entries) and all("img_align_celeba/" in n for n in entries)
-    source = Source(spec, "archive", entries, root=path, is_celeba=celeba)
-    source._partition_names = [n for n in names if _is_partition_file(n)]  # type: ignore[attr-defined]
-    return source
+    partitions = sorted(n for n in names if _is_partition_file(n))
+    return Source(spec, "archive", entries, root=path, is_celeba=celeba,
+                  partition=partitions[0] if partitions else None)
 
 
 def _is_partition_file(name: str) -> bool:
@@ -144,10 +147,10 @@ def _is_partition_file(name: str) -> bool:
 
 def _apply_split(source: Source, split: str) -> list[str]:
     """Keep the entries of CelebA's official split `split` (list_eval_partition.csv / .txt)."""
-    text = _find_partition_text(source)
-    if text is None:
+    if source.partition is None:
         raise DataError(f"{source.spec}: split={split} needs list_eval_partition.csv (or .txt) "
                         "beside the images; use split=all")
+    text = source.read(source.partition).decode("utf-8", "replace")
     wanted = SPLITS[split]
     keep = set()
     rows = csv.reader(io.StringIO(text)) if "," in text.splitlines()[0] else (
@@ -156,17 +159,6 @@ def _apply_split(source: Source, split: str) -> list[str]:
         if len(row) >= 2 and row[1].strip() == wanted:
             keep.add(row[0].strip())
     return [e for e in source.entries if PurePosixPath(e.replace("\\", "/")).name in keep]
-
-
-def _find_partition_text(source: Source) -> str | None:
-    if source.kind == "archive":
-        names = getattr(source, "_partition_names", [])
-        return _archive_read(source._open_archive(), names[0]).decode() if names else None
-    roots = [source.root] if source.root else []
-    for root in roots:
-        for candidate in sorted(Path(root).rglob("list_eval_partition.*")):
-            return candidate.read_text()
-    return None
 
 
 def _archive_read(archive, name: str) -> bytes:

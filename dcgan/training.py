@@ -102,7 +102,7 @@ def train(config: Config, overwrite: bool = False, verbose: int | str = "auto",
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     history = gan.fit(dataset.repeat(), epochs=config.epochs, steps_per_epoch=steps,
-                      callbacks=all_callbacks, verbose=verbose)
+                      callbacks=all_callbacks, verbose=verbose, shuffle=False)
     return gan, history
 
 

@@ -23,3 +23,9 @@ def tiny_seed(tmp_path):
     return Config.from_preset("seed128", image_size=32, seed_channels=8, g_transpose_widths=(8, 8, 8, 8),
                          g_conv_widths=(8, 8), d_widths=(8, 8, 8, 8, 8), batch_size=8,
                          demo_images=64, epochs=1, num_samples=4, out_dir=str(tmp_path / "run"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Decoded-image caches go to a temporary folder, never the user's ~/.cache."""
+    os.environ["DCGAN_CACHE"] = str(tmp_path_factory.mktemp("dcgan-cache"))

@@ -1,7 +1,8 @@
 import numpy as np
 from PIL import Image
 
-from dcgan.callbacks import EpochCheckpoint, SampleGrid, in_notebook
+from dcgan.callbacks import EpochCheckpoint, SampleGrid
+from dcgan.env import in_notebook
 from dcgan.data import make_dataset
 from dcgan.gan import generate_images
 from dcgan.images import make_grid

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.data import list_images, load_real_images, make_dataset
+from dcgan.data import load_real_images, make_dataset
+from dcgan.sources import open_source
 from dcgan.errors import DataError
 
 
@@ -27,7 +28,7 @@ def test_folder_is_searched_recursively_and_cropped_square(tmp_path, tiny_demo):
     _write_images(tmp_path / "faces" / "b" / "c", 8, size=(20, 30))
     (tmp_path / "faces" / "notes.txt").write_text("not an image")
     (tmp_path / "faces" / ".hidden.png").write_bytes(b"")
-    assert len(list_images(tmp_path / "faces")) == 18
+    assert len(open_source(str(tmp_path / "faces")).entries) == 18
     config = tiny_demo.replace(data=str(tmp_path / "faces"), batch_size=6)
     dataset, count = make_dataset(config)
     assert count == 18

@@ -1,0 +1,214 @@
+"""Fetch data sets safely: CelebA through kagglehub, or any zip/tar from a URL or a path.
+
+Every step is atomic: a download goes to `*.partial` and is renamed only once
+its size (and checksum, where given) checks out; an archive is extracted into
+a hidden partial folder and moved into place only when complete; a marker file
+written last says the folder is complete, so a re-run skips finished work and
+an interrupted one never leaves a folder that looks complete.  Archive entries
+that would land outside the target (absolute paths, `..`, links) are refused
+and reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from dcgan.errors import DataError
+from dcgan.io import atomic_write_text
+from dcgan.sources import is_archive
+
+log = logging.getLogger("dcgan.data")
+
+CELEBA_KAGGLE_HANDLE = "jessicali9530/celeba-dataset"
+MARKER = ".dcgan-complete.json"
+CREDENTIALS_HINT = (
+    "Kaggle needs your API token: in Colab run `import kagglehub; kagglehub.login()`, or set "
+    "KAGGLE_USERNAME and KAGGLE_KEY (kaggle.com > Settings > API > Create New Token), "
+    "or pass --from with a copy of the CelebA zip")
+
+
+def download_celeba(to: str | Path, source: str | None = None, sha256: str | None = None,
+                    progress: bool = True) -> Path:
+    """Put CelebA's aligned images under `to`; return `to`. Skips work already done."""
+    target = Path(to)
+    if (target / MARKER).exists():
+        log.info("%s already holds a complete download; nothing to do", target)
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        _kaggle_download(target)
+    else:
+        archive = fetch(source, target, sha256=sha256, progress=progress)
+        extract_archive(archive, target)
+    atomic_write_text(target / MARKER, json.dumps({"source": source or CELEBA_KAGGLE_HANDLE}) + "\n")
+    return target
+
+
+def fetch(source: str, folder: Path, sha256: str | None = None, progress: bool = True) -> Path:
+    """A local archive as it is, or a URL downloaded atomically into `folder`."""
+    if not source.startswith(("http://", "https://")):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{source}: no such file; give a .zip/.tar path or an http(s) URL")
+        if sha256:
+            _check_sha256(path, sha256)
+        return path
+    name = PurePosixPath(urllib.request.urlparse(source).path).name or "download.zip"
+    final = folder / name
+    if final.exists() and (not sha256 or _sha256(final) == sha256.lower()):
+        log.info("%s already downloaded", final)
+        return final
+    partial = folder / f".{name}.partial"
+    try:
+        with urllib.request.urlopen(source, timeout=60) as response, open(partial, "wb") as out:
+            expected = response.headers.get("Content-Length")
+            _copy_with_progress(response, out, int(expected) if expected else None, name, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        received = partial.stat().st_size
+        if expected is not None and received != int(expected):
+            raise DataError(f"{source}: download cut short ({received} of {expected} bytes); "
+                            "run the command again")
+        if sha256:
+            _check_sha256(partial, sha256)
+        os.replace(partial, final)
+    except urllib.error.URLError as e:
+        raise DataError(f"{source}: download failed ({getattr(e, 'reason', e)})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return final
+
+
+def extract_archive(archive: Path, target: Path) -> list[str]:
+    """Extract `archive` into `target` atomically; return the refused (unsafe) entry names."""
+    if not is_archive(archive):
+        raise DataError(f"{archive}: not a .zip or .tar(.gz) archive")
+    staging = target / f".extract-{archive.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)  # a partial extraction from an interrupted run
+    staging.mkdir(parents=True)
+    try:
+        refused = _extract_zip(archive, staging) if archive.name.lower().endswith(".zip") \
+            else _extract_tar(archive, staging)
+        for item in sorted(staging.iterdir()):
+            destination = target / item.name
+            if destination.exists():
+                shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
+            os.replace(item, destination)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        raise DataError(f"{archive}: broken archive ({e}); download it again") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for name in refused:
+        log.warning("refused archive entry %s: it would land outside %s", name, target)
+    return refused
+
+
+def safe_member_path(root: Path, name: str) -> Path | None:
+    """Where entry `name` goes under `root`, or None if it would land outside it."""
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or (len(clean) > 1 and clean[1] == ":"):
+        return None
+    parts = [p for p in PurePosixPath(clean).parts if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    path = root.joinpath(*parts)
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    return path
+
+
+def _extract_zip(archive: Path, root: Path) -> list[str]:
+    refused = []
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            path = safe_member_path(root, info.filename)
+            is_link = stat.S_ISLNK(info.external_attr >> 16)
+            if path is None or is_link:
+                refused.append(info.filename)
+                continue
+            if info.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(info) as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    return refused
+
+
+def _extract_tar(archive: Path, root: Path) -> list[str]:
+    refused = []
+    with tarfile.open(archive) as t:
+        for member in t:
+            path = safe_member_path(root, member.name)
+            if path is None or not (member.isfile() or member.isdir()):
+                refused.append(member.name)  # links, devices and escapes are never written
+                continue
+            if member.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            src = t.extractfile(member)
+            with src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    return refused
+
+
+def _kaggle_download(target: Path) -> None:
+    try:
+        import kagglehub
+    except ImportError:
+        raise DataError("kagglehub is not installed: pip install kagglehub "
+                        "(or pass --from with a copy of the CelebA zip)") from None
+    staging = target / ".kaggle.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        kagglehub.dataset_download(CELEBA_KAGGLE_HANDLE, output_dir=str(staging))
+    except Exception as e:  # kagglehub raises several types; all become one line
+        text = f"{type(e).__name__}: {e}".splitlines()[0]
+        if any(word in text.lower() for word in ("401", "403", "unauth", "credential", "forbidden")):
+            raise DataError(f"Kaggle refused the CelebA download ({text}). {CREDENTIALS_HINT}") from None
+        raise DataError(f"Kaggle download of CelebA failed ({text}); check the connection, "
+                        "or pass --from with a copy of the CelebA zip") from None
+    for item in sorted(staging.iterdir()):
+        destination = target / item.name
+        if destination.exists():
+            shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
+        os.replace(item, destination)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_with_progress(src, dst, total, name, progress) -> None:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress,
+              leave=False) as bar:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+            bar.update(len(chunk))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_sha256(path: Path, expected: str) -> None:
+    actual = _sha256(path)
+    if actual != expected.lower():
+        raise DataError(f"{path}: sha256 {actual} does not match the expected {expected}; "
+                        "the file is damaged or not the one asked for")
