@@ -33,9 +33,9 @@ def measure(preset: str, steps: int, batch_size: int | None) -> dict:
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensors(images).repeat()
-    gan.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # compile / warm up
+    gan.fit(data, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)  # compile / warm up
     start = time.perf_counter()
-    gan.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    gan.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
     return {
         "preset": preset, "size": size, "batch": b,
