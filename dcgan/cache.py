@@ -9,7 +9,7 @@ counted.  The finished file is fsynced and renamed into place, and only then
 is `<key>.json` (its description) written: a run killed mid-build leaves
 only a partial file, removed by the next build.
 
-Read: batches of shuffled indices -> `os.pread` of each image -> [-1, 1].
+Read: batches of shuffled indices (dcgan.data) -> `os.pread` of each image.
 Host memory stays at a few batches whatever the data set size (the file
 goes through the OS page cache, not the process), and every epoch is a full
 random shuffle, which a `tf.data` cache + shuffle buffer cannot give
@@ -74,25 +74,22 @@ class ImageCache:
             os.close(fd)
         return out
 
-    def dataset(self, batch_size: int, seed: int):
-        """Shuffled, full batches of float32 images in [-1, 1], reshuffled every epoch."""
+    def tf_read(self, batch_size: int):
+        """A TensorFlow function: a batch of indices -> uint8 images read from the file."""
         import tensorflow as tf
 
-        size = self.size
-
         def load(indices):
-            return self.read(np.sort(indices))  # sorted reads are kinder to the disk
+            order = np.argsort(indices)  # sorted reads are kinder to the disk
+            images = np.empty((len(indices), self.size, self.size, 3), np.uint8)
+            images[order] = self.read(indices[order])
+            return images
 
-        def to_images(indices):
+        def read(indices):
             images = tf.numpy_function(load, [indices], tf.uint8, stateful=False)
-            images.set_shape((batch_size, size, size, 3))
-            return tf.cast(images, tf.float32) / 127.5 - 1.0
+            images.set_shape((batch_size, self.size, self.size, 3))
+            return images
 
-        return (tf.data.Dataset.range(self.count)
-                .shuffle(self.count, seed=seed, reshuffle_each_iteration=True)
-                .batch(batch_size, drop_remainder=True)
-                .map(to_images, num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+        return read
 
 
 def cache_key(source: Source, size: int, crop: int) -> str:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from dcgan.config import Config, coerce_field, field_types
 from dcgan.errors import DcganError
@@ -47,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a GAN", description=(
             "Train a DCGAN. Writes config.json, samples/epoch_NNN.png grids, "
             "checkpoints/*.keras and log.csv to the --out folder."))
-    train.add_argument("--preset", default="seed128", choices=Config.preset_names(),
+    train.add_argument("--preset", default=None, choices=Config.preset_names(),
                        help="starting hyperparameters (default: seed128)")
+    train.add_argument("--resume", default=None, metavar="RUN",
+                       help="continue the run in this folder from its latest complete checkpoint")
+    train.add_argument("--allow-config-change", action="store_true",
+                       help="with --resume: accept flags that differ from the saved config")
     train.add_argument("--overwrite", action="store_true",
                        help="replace an earlier run in the --out folder")
     _add_config_flags(train)
@@ -60,8 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a run folder (e.g. runs/demo) or a generator .keras file")
     generate.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
+    generate.add_argument("--seeds", default=None,
+                          help="one image per seed, e.g. 0-63 or 1,5,9-12 (instead of --n/--seed)")
     generate.add_argument("--columns", type=int, default=None, help="grid width in images")
     generate.add_argument("--out", default="faces.png", help="output PNG (default: faces.png)")
+
+    walk = commands.add_parser(
+        "interpolate", help="walk the latent space between two seeds",
+        description="Interpolate (slerp) between the faces of two seeds: a PNG strip or a GIF.")
+    walk.add_argument("--checkpoint", required=True,
+                      help="a run folder (e.g. runs/demo) or a generator .keras file")
+    walk.add_argument("--from", dest="seed_from", type=int, required=True, help="first seed")
+    walk.add_argument("--to", dest="seed_to", type=int, required=True, help="last seed")
+    walk.add_argument("--steps", type=int, default=8, help="images along the way (default: 8)")
+    walk.add_argument("--out", default="walk.png", help="output .png strip or .gif (default: walk.png)")
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",
@@ -76,20 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _changes(args: argparse.Namespace) -> dict:
+    return {name: coerce_field(name, getattr(args, name))
+            for name in field_types() if name not in _NOT_FLAGS and getattr(args, name) is not None}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset named by `args`, with every hyperparameter flag given applied."""
-    changes = {name: coerce_field(name, getattr(args, name))
-               for name in field_types() if name not in _NOT_FLAGS and getattr(args, name) is not None}
-    return Config.from_preset(args.preset, **changes)
+    """The preset named by `args` (or the resumed run's saved config), with the flags given applied."""
+    changes = _changes(args)
+    if args.resume:
+        if args.preset:
+            raise DcganError("--preset and --resume: a resumed run keeps its own preset; drop --preset")
+        if changes.get("out_dir", args.resume) != args.resume:
+            raise DcganError("--out and --resume name different folders; give just --resume RUN")
+        path = Path(args.resume) / "config.json"
+        if not path.exists():
+            raise DcganError(f"{args.resume}: not a run folder (no config.json); check the path")
+        return Config.from_json(path).replace(**{**changes, "out_dir": args.resume})
+    return Config.from_preset(args.preset or "seed128", **changes)
 
 
 def _train(args: argparse.Namespace) -> None:
     from dcgan.training import train
 
     config = config_from_args(args)
-    print(f"training preset {config.preset} on {config.data} "
-          f"({config.image_size}x{config.image_size}, {config.epochs} epochs) -> {config.out_dir}")
-    train(config, overwrite=args.overwrite)
+    print(f"{'resuming' if args.resume else 'training'} preset {config.preset} on {config.data} "
+          f"({config.image_size}x{config.image_size}, {config.epochs} epochs) -> {config.out_dir}",
+          flush=True)
+    train(config, resume=bool(args.resume), overwrite=args.overwrite,
+          allow_config_change=args.allow_config_change)
     print(f"done: samples in {config.out_dir}/samples, checkpoints in {config.out_dir}/checkpoints")
 
 
@@ -100,10 +132,41 @@ def _generate(args: argparse.Namespace) -> None:
         raise DcganError(f"--columns {args.columns}: must be at least 1")
     if not args.out.lower().endswith(".png"):
         raise DcganError(f"--out {args.out}: must be a .png file")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     from dcgan.training import generate
 
-    generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns)
-    print(f"wrote {args.n} images to {args.out}")
+    images = generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns,
+                      seeds=seeds)
+    print(f"wrote {len(images)} images to {args.out}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    seeds = []
+    try:
+        for part in text.replace(" ", "").split(","):
+            low, _, high = part.partition("-")
+            low_value = int(low)
+            high_value = int(high) if high else low_value
+            if high_value < low_value or low_value < 0:
+                raise ValueError
+            seeds.extend(range(low_value, high_value + 1))
+    except ValueError:
+        raise DcganError(f"--seeds {text}: expected seeds like 0-63 or 1,5,9-12") from None
+    if not seeds or len(seeds) > 10_000:
+        raise DcganError(f"--seeds {text}: give between 1 and 10000 seeds")
+    return seeds
+
+
+def _interpolate(args: argparse.Namespace) -> None:
+    if args.steps < 2:
+        raise DcganError(f"--steps {args.steps}: need at least 2")
+    if not args.out.lower().endswith((".png", ".gif")):
+        raise DcganError(f"--out {args.out}: must be a .png or .gif file")
+    from dcgan.training import interpolate
+
+    interpolate(args.checkpoint, args.seed_from, args.seed_to, steps=args.steps, out=args.out)
+    print(f"wrote a {args.steps}-step walk from seed {args.seed_from} to {args.seed_to} to {args.out}")
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -128,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging()
     try:
-        {"train": _train, "generate": _generate, "download": _download}[args.command](args)
+        commands = {"train": _train, "generate": _generate, "interpolate": _interpolate,
+                    "download": _download}
+        commands[args.command](args)
     except DcganError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -81,6 +81,9 @@ class Config:
     cache_dir: str = ""  # decoded-image cache; "" = $DCGAN_CACHE or ~/.cache/dcgan
     demo_images: int = 8192
     num_samples: int = 64  # images in each per-epoch sample grid
+    checkpoint_every: int = 1  # epochs between full checkpoints (one is always saved at the end)
+    keep_checkpoints: int = 3  # the newest K are kept, and the final one
+    tensorboard: bool = False  # also write a TensorBoard log to RUN/tensorboard
     out_dir: str = "runs/seed128"
 
     # ------------------------------------------------------------------ presets
@@ -118,10 +121,12 @@ class Config:
         size = self.image_size
         if not isinstance(size, int) or size < 16 or size % 16 or not _is_pow2(size // 16):
             raise bad("image_size", "must be 16 * 2**k (16, 32, 64, 128, 256, ...)")
-        for name in ("latent_dim", "batch_size", "seed_channels", "num_samples",
+        for name in ("latent_dim", "batch_size", "seed_channels", "num_samples", "checkpoint_every",
                      "g_transpose_kernel", "g_conv_kernel", "g_output_kernel", "d_kernel"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
+        if self.keep_checkpoints < 0:
+            raise bad("keep_checkpoints", "must not be negative")
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.demo_images < 1:
             name = "epochs" if self.epochs < 0 else (
                 "steps_per_epoch" if self.steps_per_epoch < 0 else "demo_images")
@@ -186,6 +191,11 @@ class Config:
         except (OSError, ValueError) as e:
             raise ConfigError(f"{path}: not a readable config.json ({e})") from None
         return cls.from_dict(values)
+
+
+# Fields a resumed run may change without --allow-config-change: they don't alter the model,
+# the data or the optimisation, only how long it runs and what it writes.
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir")
 
 
 def field_types() -> dict[str, type]:

@@ -42,28 +42,50 @@ def load_real_images(config: Config, n: int | None = None) -> np.ndarray:
     return cache.read(np.arange(cache.count if n is None else min(n, cache.count)))
 
 
-def make_dataset(config: Config, shuffle_seed: int | None = None):
-    """Return (dataset, image_count): shuffled batches of float32 images in [-1, 1].
+def epoch_index_batches(count: int, batch_size: int, seed: int, first_epoch: int = 0):
+    """Endless batches of shuffled indices, epoch after epoch, starting at `first_epoch`.
 
-    Batches have exactly `config.batch_size` images (the remainder is dropped),
-    so every training step sees the same shape.
+    Epoch e's order is a stateless permutation of (seed, e), so a run resumed at
+    epoch e sees exactly the batches an uninterrupted run would have.
     """
     import tensorflow as tf
 
-    seed = config.seed if shuffle_seed is None else shuffle_seed
+    last = tf.constant(count - 1, tf.int64)
+
+    def one_epoch(epoch):
+        key = tf.stack([tf.constant(seed, tf.int64), epoch])
+        return (tf.data.Dataset.range(count)
+                .map(lambda i: tf.random.experimental.index_shuffle(i, key, last))
+                .batch(batch_size, drop_remainder=True))
+
+    return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
+
+
+def make_dataset(config: Config, first_epoch: int = 0):
+    """Return (dataset, image_count): endless shuffled batches of float32 images in [-1, 1].
+
+    Batches have exactly `config.batch_size` images (each epoch's remainder is
+    dropped), so every training step sees the same shape; epoch e's order
+    depends only on (config.seed, e).
+    """
+    import tensorflow as tf
+
     if config.data == "demo":
         images = demo_faces(config.demo_images, config.image_size, DEMO_DATA_SEED)
-        _check_count(config, len(images))
-        dataset = (tf.data.Dataset.from_tensor_slices(images)
-                   .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-                   .batch(config.batch_size, drop_remainder=True)
-                   .map(lambda x: tf.cast(x, tf.float32) / 127.5 - 1.0,
-                        num_parallel_calls=tf.data.AUTOTUNE)
-                   .prefetch(tf.data.AUTOTUNE))
-        return dataset, len(images)
-    cache = open_image_cache(config)
-    _check_count(config, cache.count)
-    return cache.dataset(config.batch_size, seed), cache.count
+        count = len(images)
+        _check_count(config, count)
+        table = tf.constant(images)
+        read = lambda indices: tf.gather(table, indices)  # noqa: E731
+    else:
+        cache = open_image_cache(config)
+        count = cache.count
+        _check_count(config, count)
+        read = cache.tf_read(config.batch_size)
+    dataset = (epoch_index_batches(count, config.batch_size, config.seed, first_epoch)
+               .map(lambda i: tf.cast(read(i), tf.float32) / 127.5 - 1.0,
+                    num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    return dataset, count
 
 
 def _check_count(config: Config, count: int) -> None:

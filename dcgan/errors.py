@@ -15,3 +15,7 @@ class DataError(DcganError):
 
 class CheckpointError(DcganError):
     """A checkpoint or run folder is missing or unusable; the message names it."""
+
+
+class TrainingDiverged(DcganError):
+    """Losses or weights became NaN/inf; the message names the step and the last good checkpoint."""

@@ -50,3 +50,14 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def fsync_tree(folder: str | os.PathLike, files: bool = True) -> None:
+    """fsync every file directly in `folder` (if `files`) and the folder itself."""
+    folder = Path(folder)
+    if files:
+        for item in folder.iterdir():
+            if item.is_file():
+                with open(item, "rb") as f:
+                    os.fsync(f.fileno())
+    _fsync_dir(folder)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
+from dataclasses import fields
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from dcgan.callbacks import EpochCheckpoint, SampleGrid
-from dcgan.config import Config
+from dcgan.callbacks import Checkpointer, DivergenceGuard, EpochLog, ProgressBar, SampleGrid
+from dcgan.checkpoint import latest_checkpoint, restore_checkpoint, write_environment
+from dcgan.config import RESUMABLE_CHANGES, Config
 from dcgan.data import load_real_images, make_dataset
-from dcgan.errors import CheckpointError
+from dcgan.errors import CheckpointError, DcganError
 from dcgan.gan import DCGAN, generate_images, latents_for
 from dcgan.images import save_grid
 from dcgan.models import build_discriminator, build_generator
 
 SAMPLE_LATENT_SEED_OFFSET = 1_000_003  # sample latents differ from the training stream
+log = logging.getLogger("dcgan.train")
 
 
 class RunPaths:
@@ -26,12 +29,16 @@ class RunPaths:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.config = self.root / "config.json"
+        self.environment = self.root / "environment.json"
         self.samples = self.root / "samples"
         self.latents = self.samples / "latents.npy"
         self.checkpoints = self.root / "checkpoints"
         self.generator = self.checkpoints / "generator.keras"
         self.discriminator = self.checkpoints / "discriminator.keras"
         self.log = self.root / "log.csv"
+
+    def exists(self) -> bool:
+        return self.config.exists() or self.checkpoints.exists()
 
 
 def build_gan(config: Config) -> DCGAN:
@@ -47,21 +54,41 @@ def build_gan(config: Config) -> DCGAN:
     return gan
 
 
-def prepare_run(config: Config, overwrite: bool = False) -> RunPaths:
-    """Create the run folder and write `config.json`; refuse to clobber another run."""
+def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = False,
+                allow_config_change: bool = False) -> tuple[Config, Path | None]:
+    """Decide between a new run and a resumed one; return (config to use, checkpoint or None).
+
+    `resume`: False (a new run; refuses an existing one unless `overwrite`), True
+    (continue `config.out_dir`; it must hold a complete checkpoint) or "auto"
+    (continue when there is a checkpoint, else start: what a notebook re-run wants).
+    """
     paths = RunPaths(config.out_dir)
-    if paths.config.exists() or paths.checkpoints.exists():
-        if not overwrite:
-            raise CheckpointError(
-                f"{paths.root} already holds a run; choose another --out, or pass --overwrite "
-                "to replace it")
-        for item in (paths.samples, paths.checkpoints):
+    if resume and paths.config.exists():
+        saved = Config.from_json(paths.config)
+        checkpoint = latest_checkpoint(paths.checkpoints)
+        if checkpoint is not None:
+            changed = [f.name for f in fields(Config) if f.name not in RESUMABLE_CHANGES
+                       and f.name != "out_dir" and getattr(saved, f.name) != getattr(config, f.name)]
+            if changed and not allow_config_change:
+                detail = ", ".join(f"{n} ({getattr(saved, n)!r} -> {getattr(config, n)!r})"
+                                   for n in changed[:4])
+                raise CheckpointError(
+                    f"{paths.root}: the saved run differs in {detail}; drop those flags to resume "
+                    "as saved, pass --allow-config-change to resume with them, or use a new --out")
+            merged = config if changed else saved.replace(
+                **{n: getattr(config, n) for n in RESUMABLE_CHANGES}, out_dir=config.out_dir)
+            return merged, checkpoint
+    if resume is True:
+        raise CheckpointError(f"{paths.root}: no complete checkpoint to resume from")
+    if paths.exists() and not overwrite and resume != "auto":
+        raise CheckpointError(f"{paths.root} already holds a run; resume it with --resume, choose "
+                              "another --out, or pass --overwrite to replace it")
+    if paths.exists():
+        for item in (paths.samples, paths.checkpoints, paths.root / "tensorboard"):
             shutil.rmtree(item, ignore_errors=True)
-        for item in (paths.config, paths.log):
+        for item in (paths.config, paths.log, paths.root / "losses.png", paths.root / "progress.gif"):
             item.unlink(missing_ok=True)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    config.to_json(paths.config)
-    return paths
+    return config, None
 
 
 def sample_latents(config: Config, paths: RunPaths) -> np.ndarray:
@@ -77,32 +104,51 @@ def sample_latents(config: Config, paths: RunPaths) -> np.ndarray:
     return latents
 
 
-def train(config: Config, overwrite: bool = False, verbose: int | str = "auto",
-          callbacks: list | None = None, show_samples: bool | None = None):
-    """Train a DCGAN as `config` says; return (gan, history).
+def train(config: Config, resume: bool | str = False, overwrite: bool = False,
+          allow_config_change: bool = False, callbacks: list | None = None,
+          show_samples: bool | None = None, progress: bool | None = None):
+    """Train (or resume) a DCGAN as `config` says; return (gan, history).
 
-    Writes to `config.out_dir`: `config.json`, `samples/` grids for fixed
-    latents (one per epoch), `checkpoints/{generator,discriminator}.keras`
-    (after each epoch) and `log.csv` (per-epoch losses).
+    Writes to `config.out_dir`: `config.json`, `environment.json` (versions,
+    device), `samples/epoch_NNN.png` grids for fixed latents, `checkpoints/ckpt-EEEE/`
+    (complete state, atomic) plus `generator.keras` / `discriminator.keras`,
+    `log.csv`, `losses.png` and `progress.gif`.
     """
-    config = config.validated()
-    dataset, count = make_dataset(config)  # fails early, before the run folder is touched
-    paths = prepare_run(config, overwrite=overwrite)
+    config, checkpoint = resolve_run(config.validated(), resume, overwrite, allow_config_change)
+    paths = RunPaths(config.out_dir)
+    initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
     gan = build_gan(config)
+    if checkpoint is not None:
+        meta = restore_checkpoint(checkpoint, gan)
+        initial_epoch = int(meta["epoch"])
+        latents = np.load(checkpoint / "latents.npy", allow_pickle=False)
+        log.info("resuming %s from %s (epoch %d, %d steps)", paths.root, checkpoint.name,
+                 initial_epoch, meta["d_steps"])
+        if initial_epoch >= config.epochs:
+            log.info("%s has already trained %d of %d epochs; pass --epochs N to go on",
+                     paths.root, initial_epoch, config.epochs)
+            return gan, None
+    dataset, count = make_dataset(config, first_epoch=initial_epoch)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    config.to_json(paths.config)
+    write_environment(paths.environment)
+    if checkpoint is None:
+        latents = sample_latents(config, paths)
     steps = config.steps_per_epoch or count // config.batch_size
     real = load_real_images(config, config.num_samples)
-    grid = SampleGrid(paths.samples, sample_latents(config, paths), real, show=show_samples)
     all_callbacks = [
-        grid,
-        EpochCheckpoint(paths.checkpoints),
-        keras.callbacks.CSVLogger(str(paths.log), append=True),
+        DivergenceGuard(paths.checkpoints, steps),
+        SampleGrid(paths.samples, latents, real, show=show_samples),
+        Checkpointer(paths.checkpoints, config, latents, every=config.checkpoint_every,
+                     keep=config.keep_checkpoints),
+        EpochLog(paths.root, config.batch_size, steps, paths.samples),
+        ProgressBar(config.epochs, steps, config.batch_size, bar=progress),
+        *([keras.callbacks.TensorBoard(str(paths.root / "tensorboard"))] if config.tensorboard else []),
         *(callbacks or []),
     ]
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
-    history = gan.fit(dataset.repeat(), epochs=config.epochs, steps_per_epoch=steps,
-                      callbacks=all_callbacks, verbose=verbose, shuffle=False)
+    history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=steps, callbacks=all_callbacks, verbose=0, shuffle=False)
     return gan, history
 
 
@@ -121,10 +167,54 @@ def load_generator(checkpoint: str | Path) -> keras.Model:
         raise CheckpointError(f"{found}: not a loadable Keras model ({type(e).__name__}: {e})") from None
 
 
+def seed_latents(seeds, latent_dim: int) -> np.ndarray:
+    """One latent per seed: image k of `--seeds` depends only on seed k."""
+    return np.concatenate([latents_for(1, latent_dim, int(s)) for s in seeds]) if len(seeds) else \
+        np.zeros((0, latent_dim), np.float32)
+
+
 def generate(checkpoint: str | Path, n: int = 64, seed: int = 0, out: str | Path = "faces.png",
-             columns: int | None = None) -> np.ndarray:
-    """Generate `n` images from a saved generator, save them as a grid at `out`, return them."""
+             columns: int | None = None, seeds=None) -> np.ndarray:
+    """Generate images from a saved generator, save them as a grid at `out`, return them.
+
+    With `seeds`, one image per seed (reproducible one by one); else `n` images from `seed`.
+    """
     generator = load_generator(checkpoint)
-    images = generate_images(generator, latents_for(n, int(generator.input_shape[-1]), seed))
+    latent_dim = int(generator.input_shape[-1])
+    latents = seed_latents(seeds, latent_dim) if seeds is not None else latents_for(n, latent_dim, seed)
+    images = generate_images(generator, latents)
     save_grid(out, images, columns)
+    return images
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between latents a and b (keeps Gaussian latents' typical norm)."""
+    omega = np.arccos(np.clip(np.dot(a / np.linalg.norm(a), b / np.linalg.norm(b)), -1, 1))
+    t = np.asarray(t, np.float64)[:, None]
+    if omega < 1e-6:
+        return ((1 - t) * a + t * b).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+def interpolate(checkpoint: str | Path, seed_from: int, seed_to: int, steps: int = 8,
+                out: str | Path = "walk.png", frame_ms: int = 120) -> np.ndarray:
+    """Walk the latent space from seed `seed_from`'s face to `seed_to`'s; a PNG strip or a GIF."""
+    if steps < 2:
+        raise DcganError(f"--steps {steps}: need at least 2")
+    generator = load_generator(checkpoint)
+    a, b = seed_latents([seed_from, seed_to], int(generator.input_shape[-1]))
+    images = generate_images(generator, slerp(a, b, np.linspace(0, 1, steps)))
+    if str(out).lower().endswith(".gif"):
+        from PIL import Image
+
+        from dcgan.images import to_uint8
+        from dcgan.io import atomic_path
+
+        frames = [Image.fromarray(x) for x in to_uint8(images)]
+        frames += frames[-2:0:-1]  # and back again
+        with atomic_path(out) as tmp:
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                           duration=frame_ms, loop=0)
+    else:
+        save_grid(out, images, columns=steps)
     return images

@@ -63,6 +63,48 @@ def test_generate_from_a_run_folder_is_reproducible(trained_run):
     np.testing.assert_array_equal(a, b)
 
 
+def test_generate_by_seeds_is_reproducible_image_by_image(trained_run):
+    cwd, _ = trained_run
+    for name, seeds in (("many.png", "0-3,7"), ("one.png", "7")):
+        result = run_cli("generate", "--checkpoint", "runs/tiny", "--seeds", seeds, "--columns", "5",
+                         "--out", name, cwd=cwd)
+        assert result.returncode == 0, result.stderr
+    many, one = (np.asarray(Image.open(cwd / n)) for n in ("many.png", "one.png"))
+    cell = 16 + 2
+    np.testing.assert_array_equal(many[2:2 + 16, 2 + 4 * cell:2 + 4 * cell + 16], one[2:18, 2:18])
+    assert_one_line_error(run_cli("generate", "--checkpoint", "runs/tiny", "--seeds", "5-2", cwd=cwd),
+                          "--seeds 5-2")
+
+
+def test_interpolate_writes_a_strip_and_a_gif(trained_run):
+    cwd, _ = trained_run
+    for out in ("walk.png", "walk.gif"):
+        result = run_cli("interpolate", "--checkpoint", "runs/tiny", "--from", "3", "--to", "7",
+                         "--steps", "6", "--out", out, cwd=cwd)
+        assert result.returncode == 0, result.stderr
+    strip = np.asarray(Image.open(cwd / "walk.png"))
+    assert strip.shape == (16 + 4, 6 * 18 + 2, 3)
+    gif = Image.open(cwd / "walk.gif")
+    assert gif.n_frames == 6 + 4  # there and back
+    # The walk starts at seed 3's face and ends at seed 7's.
+    run_cli("generate", "--checkpoint", "runs/tiny", "--seeds", "3,7", "--columns", "2",
+            "--out", "ends.png", cwd=cwd)
+    ends = np.asarray(Image.open(cwd / "ends.png"))
+    np.testing.assert_array_equal(strip[2:18, 2:18], ends[2:18, 2:18])
+    np.testing.assert_array_equal(strip[2:18, 2 + 5 * 18:2 + 5 * 18 + 16], ends[2:18, 20:36])
+
+
+def test_resume_from_the_command_line(trained_run):
+    cwd, _ = trained_run
+    result = run_cli("train", "--resume", "runs/tiny", "--epochs", "3", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 3/3" in result.stdout and "epoch 1/" not in result.stdout
+    assert (cwd / "runs/tiny/samples/epoch_003.png").exists()
+    conflict = run_cli("train", "--resume", "runs/tiny", "--epochs", "4", "--batch-size", "8", cwd=cwd)
+    assert_one_line_error(conflict, "batch_size (16 -> 8)", "--allow-config-change")
+    assert_one_line_error(run_cli("train", "--resume", "runs/nothing", cwd=cwd), "runs/nothing")
+
+
 def test_an_existing_run_is_not_overwritten_by_accident(trained_run):
     cwd, _ = trained_run
     before = (cwd / "runs/tiny/checkpoints/generator.keras").read_bytes()

@@ -32,8 +32,10 @@ def test_folder_is_searched_recursively_and_cropped_square(tmp_path, tiny_demo):
     config = tiny_demo.replace(data=str(tmp_path / "faces"), batch_size=6)
     dataset, count = make_dataset(config)
     assert count == 18
-    batches = [b.numpy() for b in dataset]
-    assert len(batches) == 3 and all(b.shape == (6, 16, 16, 3) for b in batches)
+    batches = [b.numpy() for b in dataset.take(3)]  # one epoch: 18 images, batches of 6
+    assert all(b.shape == (6, 16, 16, 3) for b in batches)
+    # Each epoch shows every image once: the three batches hold 18 different images.
+    assert len({b.tobytes() for batch in batches for b in batch}) == 18
     assert load_real_images(config, 4).shape == (4, 16, 16, 3)
 
 
@@ -63,3 +65,17 @@ def test_fewer_images_than_a_batch_is_refused(tmp_path, tiny_demo):
     _write_images(tmp_path / "few", 3)
     with pytest.raises(DataError, match="fewer than batch_size=16"):
         make_dataset(tiny_demo.replace(data=str(tmp_path / "few")))
+
+
+def test_epoch_order_is_a_stateless_permutation_so_resume_sees_the_same_batches():
+    from dcgan.data import epoch_index_batches
+
+    batches = [b.numpy() for b in epoch_index_batches(10, 3, seed=4).take(9)]  # 3 epochs of 3
+    epochs = [np.concatenate(batches[i:i + 3]) for i in (0, 3, 6)]
+    for order in epochs:
+        assert len(set(order)) == 9 and set(order) <= set(range(10))  # remainder dropped
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
+    resumed = [b.numpy() for b in epoch_index_batches(10, 3, seed=4, first_epoch=2).take(3)]
+    np.testing.assert_array_equal(np.concatenate(resumed), epochs[2])
+    other_seed = np.concatenate([b.numpy() for b in epoch_index_batches(10, 3, seed=5).take(3)])
+    assert not np.array_equal(other_seed, epochs[0])

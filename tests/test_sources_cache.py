@@ -104,8 +104,8 @@ def test_training_runs_through_a_folder_with_broken_files(tmp_path):
     make_mixed_folder(tmp_path / "mixed")
     config = _config(tmp_path, tmp_path / "mixed")
     dataset, count = make_dataset(config)
-    batches = [b.numpy() for b in dataset]  # a whole epoch: nothing fails mid-way
-    assert len(batches) == count // 4 and all(b.shape == (4, 16, 16, 3) for b in batches)
+    batches = [b.numpy() for b in dataset.take(3 * (count // 4))]  # three epochs, nothing fails
+    assert all(b.shape == (4, 16, 16, 3) for b in batches)
     assert all(b.min() >= -1 and b.max() <= 1 for b in batches)
 
 

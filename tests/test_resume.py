@@ -1,0 +1,188 @@
+"""Training that never loses work: complete checkpoints, exact resume, kills, divergence, logs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from dcgan.checkpoint import list_checkpoints, read_meta, restore_checkpoint
+from dcgan.config import Config
+from dcgan.errors import CheckpointError, TrainingDiverged
+from dcgan.training import build_gan, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _state(gan):
+    return ([w.copy() for w in gan.generator.get_weights() + gan.discriminator.get_weights()]
+            + [v.numpy().copy() for v in gan.d_optimizer.variables + gan.g_optimizer.variables]
+            + [gan.seed_generator.state.numpy().copy()])
+
+
+def _small(tiny_demo, **changes):
+    return tiny_demo.replace(demo_images=64, jit_compile="false", **changes)
+
+
+def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tiny_demo, tmp_path):
+    straight, _ = train(_small(tiny_demo, epochs=3, out_dir=str(tmp_path / "a")), progress=False)
+    train(_small(tiny_demo, epochs=1, out_dir=str(tmp_path / "b")), progress=False)
+    resumed, history = train(_small(tiny_demo, epochs=3, out_dir=str(tmp_path / "b")), resume=True,
+                             progress=False)
+    assert history.epoch == [1, 2]  # epoch numbering continues
+    assert int(resumed.d_optimizer.iterations.numpy()) == 3 * 4  # 64 images / 16 per batch
+    for a, b in zip(_state(straight), _state(resumed)):
+        np.testing.assert_array_equal(a, b)
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2", "3"]  # the log continues
+    assert sorted(p.name for p in (tmp_path / "b" / "samples").glob("epoch_*.png")) == [
+        f"epoch_{i:03d}.png" for i in range(4)]
+    np.testing.assert_array_equal(np.load(tmp_path / "a/checkpoints/ckpt-0003/latents.npy"),
+                                  np.load(tmp_path / "b/checkpoints/ckpt-0003/latents.npy"))
+
+
+def test_a_checkpoint_holds_the_whole_state_and_old_ones_are_pruned(tiny_demo, tmp_path):
+    config = _small(tiny_demo, epochs=5, keep_checkpoints=2, checkpoint_every=2,
+                    out_dir=str(tmp_path / "run"))
+    gan, _ = train(config, progress=False)
+    folder = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in list_checkpoints(folder)] == ["ckpt-0002", "ckpt-0004", "ckpt-0005"][-2:]
+    final = folder / "ckpt-0005"
+    meta = read_meta(final)
+    assert meta["final"] and meta["epoch"] == 5 and meta["d_steps"] == meta["g_steps"] == 20
+    assert {"python", "tensorflow", "keras", "numpy", "device"} <= set(meta)
+    assert Config.from_json(final / "config.json") == config
+    assert np.load(final / "latents.npy").shape == (config.num_samples, config.latent_dim)
+    # Restoring into fresh models gives back every weight, optimizer moment and RNG state.
+    fresh = build_gan(config.replace(seed=123))
+    restore_checkpoint(final, fresh)
+    for a, b in zip(_state(gan), _state(fresh)):
+        np.testing.assert_array_equal(a, b)
+    environment = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert environment["keras"] and environment["device"]
+
+
+def test_resume_refuses_a_conflicting_config(tiny_demo, tmp_path):
+    config = _small(tiny_demo, epochs=1, out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    with pytest.raises(CheckpointError, match=r"batch_size \(16 -> 8\).*--allow-config-change"):
+        train(config.replace(batch_size=8, epochs=2), resume=True, progress=False)
+    _, history = train(config.replace(batch_size=8, epochs=2), resume=True, allow_config_change=True,
+                       progress=False)
+    assert history.epoch == [1]
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        train(config.replace(out_dir=str(tmp_path / "none")), resume=True, progress=False)
+
+
+def test_divergence_stops_with_one_clear_message(tiny_demo, tmp_path):
+    config = _small(tiny_demo, epochs=3, d_learning_rate=1e30, g_learning_rate=1e30,
+                    out_dir=str(tmp_path / "run"))
+    with pytest.raises(TrainingDiverged) as err:
+        train(config, progress=False)
+    message = str(err.value)
+    assert "\n" not in message and "epoch" in message and "step" in message
+    assert "not finite" in message or "nan" in message or "inf" in message
+
+
+def test_logs_plot_and_progress_gif(tiny_demo, tmp_path):
+    train(_small(tiny_demo, epochs=2, out_dir=str(tmp_path / "run")), progress=False)
+    run = tmp_path / "run"
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert header == "epoch,d_loss,g_loss,d_real,d_fake,seconds,images_per_s"
+    assert len(rows) == 2 and all(float(v) >= 0 for v in rows[-1].split(","))
+    assert Image.open(run / "losses.png").size[0] > 300
+    gif = Image.open(run / "progress.gif")
+    assert gif.n_frames == 3  # epoch_000 .. epoch_002
+
+
+KILL_FLAGS = ["--preset", "seed128", "--image-size", "32", "--seed-channels", "512",
+              "--g-transpose-widths", "8,8,8,8", "--g-conv-widths", "8,8", "--d-widths", "8,8,8,8,8",
+              "--batch-size", "8", "--demo-images", "64", "--steps-per-epoch", "25",
+              "--num-samples", "4", "--jit-compile", "false"]
+
+
+def _start(args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, "-m", "dcgan", "train", *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, process, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.002)
+    raise AssertionError("timed out")
+
+
+def test_sigkill_mid_epoch_and_mid_save_then_resume(tmp_path):
+    run = tmp_path / "run"
+    folder = run / "checkpoints"
+    # 1. Killed in the middle of an epoch, some time after checkpoint 2 was complete.
+    process = _start([*KILL_FLAGS, "--epochs", "40", "--out", "run"], tmp_path)
+    assert _wait_for(lambda: len(list_checkpoints(folder)) >= 2, process), process.stderr.read()
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    # 2. Resumed, then killed while it writes a checkpoint.
+    before = {p.name for p in list_checkpoints(folder)}
+    killed_mid_save = False
+    process = _start(["--resume", "run", "--epochs", "40"], tmp_path)
+    for _ in range(20):
+        def saving():
+            return any(p.name.startswith(".ckpt-") for p in folder.iterdir())
+        if not _wait_for(saving, process):
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        killed_mid_save = any(p.name.startswith(".ckpt-") for p in folder.iterdir())
+        if killed_mid_save:
+            break
+        process = _start(["--resume", "run", "--epochs", "40"], tmp_path)
+    assert killed_mid_save, "could not catch a save in progress"
+    complete = list_checkpoints(folder)
+    assert complete and complete[-1].name >= max(before)  # nothing complete was lost
+
+    # 3. Every complete checkpoint restores, and resuming continues from the newest.
+    config = Config.from_json(run / "config.json").replace(out_dir=str(run))
+    steps = 25
+    for checkpoint in complete:
+        gan = build_gan(config)
+        meta = restore_checkpoint(checkpoint, gan)
+        assert meta["d_steps"] == meta["g_steps"] == meta["epoch"] * steps
+    latest = complete[-1]
+    expected = tf.train.load_checkpoint(str(latest / "state"))
+    seen = {}
+
+    import keras
+
+    class Capture(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["iterations"] = int(self.model.d_optimizer.iterations.numpy())
+            seen["kernel"] = self.model.generator.get_layer("project").kernel.numpy().copy()
+            self.model.stop_training = True
+
+    epoch = read_meta(latest)["epoch"]
+    _, history = train(config.replace(epochs=epoch + 1), resume=True, callbacks=[Capture()],
+                       progress=False)
+    assert history.epoch[0] == epoch
+    assert seen["iterations"] == epoch * steps
+    # The Dense kernel as saved (under the model or the optimizer's list of trainables,
+    # wherever the object graph put it; never one of Adam's moments) is the one restored.
+    shapes = expected.get_variable_to_shape_map()
+    keys = [k for k, shape in shapes.items() if tuple(shape) == seen["kernel"].shape
+            and ("generator/" in k or "_trainable_variables/" in k)]
+    assert len(keys) == 1, keys
+    np.testing.assert_array_equal(expected.get_tensor(keys[0]), seen["kernel"])
+    assert not any(p.name.startswith(".ckpt-") for p in folder.iterdir())  # stale partial removed
