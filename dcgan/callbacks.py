@@ -57,7 +57,7 @@ class SampleGrid(keras.callbacks.Callback):
         self._render(self.folder / f"epoch_{epoch + 1:03d}.png", f"epoch {epoch + 1}")
 
     def _render(self, path, title):
-        self._save(path, generate_images(self.model.generator, self.latents), title)
+        self._save(path, generate_images(self.model.sampling_generator, self.latents), title)
 
     def _save(self, path, images, title):
         save_grid(path, images)
@@ -68,7 +68,7 @@ class SampleGrid(keras.callbacks.Callback):
 
 class Checkpointer(keras.callbacks.Callback):
     """Every `every` epochs and after the last one, save a complete checkpoint (dcgan.checkpoint)
-    and export `generator.keras` / `discriminator.keras` for `generate` and `interpolate`.
+    and export `generator.keras`, `generator_ema.keras` and `discriminator.keras`.
 
     All writes are atomic: a kill during a save leaves the previous files intact.
     """
@@ -97,9 +97,10 @@ class Checkpointer(keras.callbacks.Callback):
 
         self.last_saved = save_checkpoint(self.folder, self.model, done, self.config, self.latents,
                                           final=final, keep=self.keep)
-        for network in (self.model.generator, self.model.discriminator):
-            with atomic_path(self.folder / f"{network.name}.keras") as tmp:
-                network.save(tmp)
+        for network in (self.model.generator, self.model.ema_generator, self.model.discriminator):
+            if network is not None:
+                with atomic_path(self.folder / f"{network.name}.keras") as tmp:
+                    network.save(tmp)
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -2,9 +2,9 @@
 
 A checkpoint is a folder `checkpoints/ckpt-EEEE/` holding:
 
-- `state.index` + `state.data-*`: a `tf.train.Checkpoint` of generator,
-  discriminator, both optimizers (moments and iteration counts) and the GAN's
-  random-generator state;
+- `state.index` + `state.data-*`: a `tf.train.Checkpoint` of generator, its
+  EMA copy, discriminator, both optimizers (moments and iteration counts) and
+  the GAN's random-generator state;
 - `latents.npy`: the fixed sample latents; `config.json`: the run's config;
 - `meta.json`: epoch, optimizer steps, time, library versions (written last).
 
@@ -38,10 +38,12 @@ _NAME = re.compile(r"^ckpt-(\d{4,})$")
 def _tf_checkpoint(gan):
     import tensorflow as tf
 
-    return tf.train.Checkpoint(
-        generator=gan.generator, discriminator=gan.discriminator,
-        d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,
-        seed_state=gan.seed_generator.state.value)
+    parts = dict(generator=gan.generator, discriminator=gan.discriminator,
+                 d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,
+                 seed_state=gan.seed_generator.state.value)
+    if gan.ema_generator is not None:
+        parts["ema_generator"] = gan.ema_generator
+    return tf.train.Checkpoint(**parts)
 
 
 def build_optimizers(gan) -> None:

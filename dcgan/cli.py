@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="one image per seed, e.g. 0-63 or 1,5,9-12 (instead of --n/--seed)")
     generate.add_argument("--columns", type=int, default=None, help="grid width in images")
     generate.add_argument("--out", default="faces.png", help="output PNG (default: faces.png)")
+    generate.add_argument("--raw", action="store_true",
+                          help="use the raw generator instead of its moving average (EMA)")
 
     walk = commands.add_parser(
         "interpolate", help="walk the latent space between two seeds",
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--to", dest="seed_to", type=int, required=True, help="last seed")
     walk.add_argument("--steps", type=int, default=8, help="images along the way (default: 8)")
     walk.add_argument("--out", default="walk.png", help="output .png strip or .gif (default: walk.png)")
+    walk.add_argument("--raw", action="store_true",
+                      help="use the raw generator instead of its moving average (EMA)")
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",
@@ -136,7 +140,7 @@ def _generate(args: argparse.Namespace) -> None:
     from dcgan.training import generate
 
     images = generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns,
-                      seeds=seeds)
+                      seeds=seeds, ema=not args.raw)
     print(f"wrote {len(images)} images to {args.out}")
 
 
@@ -165,7 +169,8 @@ def _interpolate(args: argparse.Namespace) -> None:
         raise DcganError(f"--out {args.out}: must be a .png or .gif file")
     from dcgan.training import interpolate
 
-    interpolate(args.checkpoint, args.seed_from, args.seed_to, steps=args.steps, out=args.out)
+    interpolate(args.checkpoint, args.seed_from, args.seed_to, steps=args.steps, out=args.out,
+                ema=not args.raw)
     print(f"wrote a {args.steps}-step walk from seed {args.seed_from} to {args.seed_to} to {args.out}")
 
 

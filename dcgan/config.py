@@ -66,6 +66,9 @@ class Config:
     # "auto": XLA on a GPU/TPU only; "true" pays off on CPU for small models
     jit_compile: str = "auto"
 
+    # exponential moving average of the generator's weights (0 = off); samples use it
+    ema_decay: float = 0.999
+
     # labels: real = 0, fake = 1
     label_mode: str = "noise"  # "noise": both sides get uniform noise; "one_sided": smooth real only
     label_noise: float = 0.05
@@ -138,7 +141,7 @@ class Config:
         for name in ("d_learning_rate", "g_learning_rate"):
             if not getattr(self, name) > 0:
                 raise bad(name, "must be positive")
-        for name in ("beta_1", "beta_2", "d_dropout"):
+        for name in ("beta_1", "beta_2", "d_dropout", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise bad(name, "must be in [0, 1)")
         if self.crop < -1:

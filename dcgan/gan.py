@@ -29,10 +29,12 @@ class DCGAN(keras.Model):
         label_noise: largest noise added to a discriminator target in "noise" mode.
         label_smoothing: the real target in "one_sided" mode.
         seed: seeds the model's own random stream (latents, label noise).
+        ema_decay: keep an exponential moving average of the generator's weights
+            (`ema_generator`, used for samples by default); 0 turns it off.
     """
 
     def __init__(self, generator, discriminator, label_mode="noise", label_noise=0.05,
-                 label_smoothing=0.1, seed=None, **kwargs):
+                 label_smoothing=0.1, seed=None, ema_decay=0.0, **kwargs):
         super().__init__(**kwargs)
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode={label_mode!r}: must be one of {', '.join(LABEL_MODES)}")
@@ -43,6 +45,12 @@ class DCGAN(keras.Model):
         self.label_smoothing = float(label_smoothing)
         self.seed = seed
         self.latent_dim = int(generator.input_shape[-1])
+        self.ema_decay = float(ema_decay)
+        self.ema_generator = None
+        if self.ema_decay > 0:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.name = "generator_ema"
+            self.ema_generator.set_weights(generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed, name="gan_seed")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -112,12 +120,27 @@ class DCGAN(keras.Model):
             return self.bce(g_targets, logits), ()
 
         g_loss, _ = self._gradient_step(g_loss_fn, self.generator, self.g_optimizer)
+        if self.ema_generator is not None:
+            self._update_ema()
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
+
+    def _update_ema(self):
+        # Warm-up as tf.train.ExponentialMovingAverage(num_updates): early on the average
+        # follows the generator closely instead of staying near its random start.
+        step = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
+
+    @property
+    def sampling_generator(self):
+        """The generator to draw samples with: the EMA one when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def _gradient_step(self, loss_fn, model, optimizer):
         """Minimise `loss_fn()` over `model`'s trainable weights; the one backend-specific piece.
@@ -139,11 +162,12 @@ class DCGAN(keras.Model):
 
     # ------------------------------------------------------------ sampling
     def generate(self, n, seed=0, batch_size=64):
-        """Return `n` generated images as a float32 numpy array in [-1, 1].
+        """Return `n` generated images (EMA generator if any) as float32 numpy in [-1, 1].
 
         The same `seed` always gives the same latents (see `latents_for`).
         """
-        return generate_images(self.generator, latents_for(n, self.latent_dim, seed), batch_size)
+        return generate_images(self.sampling_generator, latents_for(n, self.latent_dim, seed),
+                               batch_size)
 
     # ------------------------------------------------------- serialization
     def get_config(self):
@@ -155,6 +179,7 @@ class DCGAN(keras.Model):
             "label_noise": self.label_noise,
             "label_smoothing": self.label_smoothing,
             "seed": self.seed,
+            "ema_decay": self.ema_decay,
         })
         return config
 

@@ -45,7 +45,7 @@ def build_gan(config: Config) -> DCGAN:
     """A compiled DCGAN for `config` (Adam for both networks)."""
     gan = DCGAN(build_generator(config), build_discriminator(config),
                 label_mode=config.label_mode, label_noise=config.label_noise,
-                label_smoothing=config.label_smoothing, seed=config.seed)
+                label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
@@ -152,10 +152,15 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     return gan, history
 
 
-def load_generator(checkpoint: str | Path) -> keras.Model:
-    """Load a generator from a run folder, its `checkpoints/` folder or a `.keras` file."""
+def load_generator(checkpoint: str | Path, ema: bool = True) -> keras.Model:
+    """Load a generator from a run folder, its `checkpoints/` folder or a `.keras` file.
+
+    In a folder, the EMA generator (`generator_ema.keras`) is preferred unless `ema=False`.
+    """
     path = Path(checkpoint)
-    candidates = [path, path / "generator.keras", RunPaths(path).generator]
+    names = (["generator_ema.keras"] if ema else []) + ["generator.keras"]
+    candidates = [path] + [folder / name for name in names
+                           for folder in (path, RunPaths(path).checkpoints)]
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         if not path.exists():
@@ -174,12 +179,12 @@ def seed_latents(seeds, latent_dim: int) -> np.ndarray:
 
 
 def generate(checkpoint: str | Path, n: int = 64, seed: int = 0, out: str | Path = "faces.png",
-             columns: int | None = None, seeds=None) -> np.ndarray:
+             columns: int | None = None, seeds=None, ema: bool = True) -> np.ndarray:
     """Generate images from a saved generator, save them as a grid at `out`, return them.
 
     With `seeds`, one image per seed (reproducible one by one); else `n` images from `seed`.
     """
-    generator = load_generator(checkpoint)
+    generator = load_generator(checkpoint, ema=ema)
     latent_dim = int(generator.input_shape[-1])
     latents = seed_latents(seeds, latent_dim) if seeds is not None else latents_for(n, latent_dim, seed)
     images = generate_images(generator, latents)
@@ -197,11 +202,11 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def interpolate(checkpoint: str | Path, seed_from: int, seed_to: int, steps: int = 8,
-                out: str | Path = "walk.png", frame_ms: int = 120) -> np.ndarray:
+                out: str | Path = "walk.png", frame_ms: int = 120, ema: bool = True) -> np.ndarray:
     """Walk the latent space from seed `seed_from`'s face to `seed_to`'s; a PNG strip or a GIF."""
     if steps < 2:
         raise DcganError(f"--steps {steps}: need at least 2")
-    generator = load_generator(checkpoint)
+    generator = load_generator(checkpoint, ema=ema)
     a, b = seed_latents([seed_from, seed_to], int(generator.input_shape[-1]))
     images = generate_images(generator, slerp(a, b, np.linspace(0, 1, steps)))
     if str(out).lower().endswith(".gif"):

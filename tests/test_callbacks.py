@@ -22,9 +22,9 @@ def test_grids_use_fixed_latents_and_checkpoints_are_written(tiny_demo, tmp_path
     assert names == ["epoch_000.png", "epoch_001.png", "epoch_002.png", "real.png"]
     # The last grid is exactly the generator's output for the stored latents.
     np.testing.assert_array_equal(np.asarray(Image.open(grid.last_path)),
-                                  make_grid(generate_images(gan.generator, latents)))
+                                  make_grid(generate_images(gan.sampling_generator, latents)))
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
-        "ckpt-0001", "ckpt-0002", "discriminator.keras", "generator.keras"]
+        "ckpt-0001", "ckpt-0002", "discriminator.keras", "generator.keras", "generator_ema.keras"]
 
 
 def test_not_a_notebook_under_pytest():

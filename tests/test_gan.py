@@ -94,3 +94,22 @@ def test_gan_keras_file_round_trip_with_safe_mode(tiny_seed, tmp_path):
 def test_unknown_label_mode_is_refused(tiny_demo):
     with pytest.raises(ValueError, match="label_mode"):
         DCGAN(build_generator(tiny_demo), build_discriminator(tiny_demo), label_mode="flipped")
+
+
+def test_ema_generator_tracks_the_generator_smoothly(tiny_demo):
+    config = tiny_demo.replace(ema_decay=0.9)
+    dataset, _ = make_dataset(config)
+    gan = build_gan(config)
+    assert gan.sampling_generator is gan.ema_generator
+    start = [w.copy() for w in gan.generator.get_weights()]
+    np.testing.assert_array_equal(gan.ema_generator.get_weights()[0], start[0])
+    gan.fit(dataset, epochs=1, steps_per_epoch=40, verbose=0)
+    raw, ema = gan.generator.get_weights(), gan.ema_generator.get_weights()
+    # The average moved with training, but lags behind the raw weights: it sits between.
+    for w0, w, e in zip(start, raw, ema):
+        if w0.size > 10 and not np.array_equal(w0, w):
+            assert 0 < np.abs(e - w).mean() < np.abs(w0 - w).mean()
+    assert not np.array_equal(gan.generate(4, seed=1), _np(gan.generator(
+        latents_for(4, config.latent_dim, 1), training=False)))
+    off = build_gan(tiny_demo.replace(ema_decay=0.0))
+    assert off.ema_generator is None and off.sampling_generator is off.generator
