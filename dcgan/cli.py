@@ -39,6 +39,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                            help=f"(seed128: {shown})")
 
 
+def _add_generator_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run folder (e.g. runs/demo) or a generator .keras file")
+    parser.add_argument("--raw", action="store_true",
+                        help="use the raw generator instead of its moving average (EMA)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dcgan", description="Train deep convolutional GANs that draw faces.")
@@ -61,28 +68,35 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser(
         "generate", help="draw images from a trained generator",
         description="Draw images from a trained generator into one PNG grid.")
-    generate.add_argument("--checkpoint", required=True,
-                          help="a run folder (e.g. runs/demo) or a generator .keras file")
+    _add_generator_flags(generate)
     generate.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     generate.add_argument("--seed", type=int, default=0, help="latent seed (default: 0)")
     generate.add_argument("--seeds", default=None,
                           help="one image per seed, e.g. 0-63 or 1,5,9-12 (instead of --n/--seed)")
     generate.add_argument("--columns", type=int, default=None, help="grid width in images")
     generate.add_argument("--out", default="faces.png", help="output PNG (default: faces.png)")
-    generate.add_argument("--raw", action="store_true",
-                          help="use the raw generator instead of its moving average (EMA)")
 
     walk = commands.add_parser(
         "interpolate", help="walk the latent space between two seeds",
         description="Interpolate (slerp) between the faces of two seeds: a PNG strip or a GIF.")
-    walk.add_argument("--checkpoint", required=True,
-                      help="a run folder (e.g. runs/demo) or a generator .keras file")
+    _add_generator_flags(walk)
     walk.add_argument("--from", dest="seed_from", type=int, required=True, help="first seed")
     walk.add_argument("--to", dest="seed_to", type=int, required=True, help="last seed")
     walk.add_argument("--steps", type=int, default=8, help="images along the way (default: 8)")
     walk.add_argument("--out", default="walk.png", help="output .png strip or .gif (default: walk.png)")
-    walk.add_argument("--raw", action="store_true",
-                      help="use the raw generator instead of its moving average (EMA)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a generator: SWD, FID, KID",
+        description=("Score a trained generator against real images, with the real-vs-real floor "
+                     "beside each metric. FID/KID download InceptionV3's ImageNet weights once; "
+                     "compare FID only at equal --n."))
+    _add_generator_flags(evaluate)
+    evaluate.add_argument("--data", default=None, help="real images (default: the run's own data)")
+    evaluate.add_argument("--metrics", default="swd", help="comma-separated: swd, fid, kid (default: swd)")
+    evaluate.add_argument("--n", type=int, default=1024, help="images per set (default: 1024)")
+    evaluate.add_argument("--out", default=None, help="results JSON (default: RUN/eval.json)")
+    evaluate.add_argument("--inception-weights", default="imagenet", choices=["imagenet", "none"],
+                          help="'none' uses an untrained InceptionV3 (offline smoke test only)")
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",
@@ -174,6 +188,22 @@ def _interpolate(args: argparse.Namespace) -> None:
     print(f"wrote a {args.steps}-step walk from seed {args.seed_from} to {args.seed_to} to {args.out}")
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    metrics = tuple(m for m in args.metrics.replace(" ", "").split(",") if m)
+    unknown = [m for m in metrics if m not in ("swd", "fid", "kid")]
+    if unknown or not metrics:
+        raise DcganError(f"--metrics {args.metrics}: choose from swd, fid, kid")
+    if args.n < 16:
+        raise DcganError(f"--n {args.n}: need at least 16 images")
+    from dcgan.evaluate import summary
+    from dcgan.training import evaluate
+
+    results = evaluate(args.checkpoint, data=args.data, metrics=metrics, n=args.n, ema=not args.raw,
+                       out=args.out, inception_weights=None if args.inception_weights == "none"
+                       else args.inception_weights)
+    print(summary(results))
+
+
 def _download(args: argparse.Namespace) -> None:
     from dcgan.download import download_celeba
 
@@ -197,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         commands = {"train": _train, "generate": _generate, "interpolate": _interpolate,
-                    "download": _download}
+                    "evaluate": _evaluate, "download": _download}
         commands[args.command](args)
     except DcganError as e:
         print(f"error: {e}", file=sys.stderr)

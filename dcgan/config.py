@@ -69,6 +69,9 @@ class Config:
     # exponential moving average of the generator's weights (0 = off); samples use it
     ema_decay: float = 0.999
 
+    # DiffAugment policy before every D call: "" (off) or e.g. "color,translation,cutout"
+    diffaugment: str = ""
+
     # labels: real = 0, fake = 1
     label_mode: str = "noise"  # "noise": both sides get uniform noise; "one_sided": smooth real only
     label_noise: float = 0.05
@@ -87,6 +90,8 @@ class Config:
     checkpoint_every: int = 1  # epochs between full checkpoints (one is always saved at the end)
     keep_checkpoints: int = 3  # the newest K are kept, and the final one
     tensorboard: bool = False  # also write a TensorBoard log to RUN/tensorboard
+    eval_every: int = 0  # epochs between SWD evaluations during training (0 = off; slow on CPU)
+    eval_images: int = 512  # images per set for those evaluations
     out_dir: str = "runs/seed128"
 
     # ------------------------------------------------------------------ presets
@@ -128,6 +133,9 @@ class Config:
                      "g_transpose_kernel", "g_conv_kernel", "g_output_kernel", "d_kernel"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
+        if self.eval_every < 0 or self.eval_images < 16:
+            raise bad("eval_every" if self.eval_every < 0 else "eval_images",
+                      "must be >= 0" if self.eval_every < 0 else "must be at least 16")
         if self.keep_checkpoints < 0:
             raise bad("keep_checkpoints", "must not be negative")
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.demo_images < 1:
@@ -148,6 +156,9 @@ class Config:
             raise bad("crop", "must be -1 (auto), 0 (the short side) or a size in pixels")
         if self.split not in ("all", "train", "valid", "test"):
             raise bad("split", "must be one of all, train, valid, test")
+        policies = [p for p in self.diffaugment.replace(" ", "").split(",") if p]
+        if any(p not in ("color", "translation", "cutout") for p in policies):
+            raise bad("diffaugment", "must list color, translation and/or cutout (or be empty)")
         if self.jit_compile not in JIT_MODES:
             raise bad("jit_compile", f"must be one of {', '.join(JIT_MODES)}")
         if self.label_mode not in LABEL_MODES:
@@ -198,7 +209,8 @@ class Config:
 
 # Fields a resumed run may change without --allow-config-change: they don't alter the model,
 # the data or the optimisation, only how long it runs and what it writes.
-RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir")
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
+                     "eval_every", "eval_images")
 
 
 def field_types() -> dict[str, type]:

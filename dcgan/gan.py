@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from dcgan.augment import diff_augment, parse_policy
 from dcgan.config import LABEL_MODES
 
 
@@ -29,12 +30,14 @@ class DCGAN(keras.Model):
         label_noise: largest noise added to a discriminator target in "noise" mode.
         label_smoothing: the real target in "one_sided" mode.
         seed: seeds the model's own random stream (latents, label noise).
+        diffaugment: DiffAugment policy applied before every discriminator call,
+            e.g. "color,translation,cutout" ("" = off).
         ema_decay: keep an exponential moving average of the generator's weights
             (`ema_generator`, used for samples by default); 0 turns it off.
     """
 
     def __init__(self, generator, discriminator, label_mode="noise", label_noise=0.05,
-                 label_smoothing=0.1, seed=None, ema_decay=0.0, **kwargs):
+                 label_smoothing=0.1, seed=None, ema_decay=0.0, diffaugment="", **kwargs):
         super().__init__(**kwargs)
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode={label_mode!r}: must be one of {', '.join(LABEL_MODES)}")
@@ -45,6 +48,8 @@ class DCGAN(keras.Model):
         self.label_smoothing = float(label_smoothing)
         self.seed = seed
         self.latent_dim = int(generator.input_shape[-1])
+        self.diffaugment = diffaugment
+        self.augment_policy = parse_policy(diffaugment)
         self.ema_decay = float(ema_decay)
         self.ema_generator = None
         if self.ema_decay > 0:
@@ -103,8 +108,8 @@ class DCGAN(keras.Model):
 
         def d_loss_fn():
             # Separate calls keep real and fake BatchNorm statistics apart (as Radford et al.).
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
+            real_logits = self.discriminator(self._augment(real), training=True)
+            fake_logits = self.discriminator(self._augment(ops.stop_gradient(fake)), training=True)
             loss = self.bce(real_targets, real_logits) + self.bce(fake_targets, fake_logits)
             return loss, (real_logits, fake_logits)
 
@@ -116,7 +121,8 @@ class DCGAN(keras.Model):
         g_targets = self.generator_targets(batch_size)
 
         def g_loss_fn():
-            logits = self.discriminator(self.generator(latents, training=True), training=True)
+            generated = self._augment(self.generator(latents, training=True))
+            logits = self.discriminator(generated, training=True)
             return self.bce(g_targets, logits), ()
 
         g_loss, _ = self._gradient_step(g_loss_fn, self.generator, self.g_optimizer)
@@ -128,6 +134,11 @@ class DCGAN(keras.Model):
         self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
+
+    def _augment(self, images):
+        if not self.augment_policy:
+            return images
+        return diff_augment(images, self.augment_policy, self.seed_generator)
 
     def _update_ema(self):
         # Warm-up as tf.train.ExponentialMovingAverage(num_updates): early on the average
@@ -180,6 +191,7 @@ class DCGAN(keras.Model):
             "label_smoothing": self.label_smoothing,
             "seed": self.seed,
             "ema_decay": self.ema_decay,
+            "diffaugment": self.diffaugment,
         })
         return config
 

@@ -15,6 +15,7 @@ from dcgan.checkpoint import latest_checkpoint, restore_checkpoint, write_enviro
 from dcgan.config import RESUMABLE_CHANGES, Config
 from dcgan.data import load_real_images, make_dataset
 from dcgan.errors import CheckpointError, DcganError
+from dcgan.evaluate import PeriodicEval
 from dcgan.gan import DCGAN, generate_images, latents_for
 from dcgan.images import save_grid
 from dcgan.models import build_discriminator, build_generator
@@ -45,7 +46,8 @@ def build_gan(config: Config) -> DCGAN:
     """A compiled DCGAN for `config` (Adam for both networks)."""
     gan = DCGAN(build_generator(config), build_discriminator(config),
                 label_mode=config.label_mode, label_noise=config.label_noise,
-                label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay)
+                label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay,
+                diffaugment=config.diffaugment)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
@@ -145,6 +147,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         EpochLog(paths.root, config.batch_size, steps, paths.samples),
         ProgressBar(config.epochs, steps, config.batch_size, bar=progress),
         *([keras.callbacks.TensorBoard(str(paths.root / "tensorboard"))] if config.tensorboard else []),
+        *([PeriodicEval(config, config.eval_every, config.eval_images, paths.root / "metrics.jsonl")]
+          if config.eval_every else []),
         *(callbacks or []),
     ]
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
@@ -223,3 +227,34 @@ def interpolate(checkpoint: str | Path, seed_from: int, seed_to: int, steps: int
     else:
         save_grid(out, images, columns=steps)
     return images
+
+
+def evaluate(checkpoint: str | Path, data: str | None = None, metrics=("swd",), n: int = 1024,
+             ema: bool = True, out: str | Path | None = None,
+             inception_weights: str | None = "imagenet") -> dict:
+    """Score a saved generator against real images; write JSON (and the run's metrics.jsonl)."""
+    import json
+
+    from dcgan.evaluate import append_jsonl, real_sets, score
+
+    generator = load_generator(checkpoint, ema=ema)
+    run = Path(checkpoint) if Path(checkpoint).is_dir() else None
+    if run is not None and not (run / "config.json").exists():
+        run = None
+    config = Config.from_json(run / "config.json") if run else Config.from_preset("seed128")
+    if data is None and run is None:
+        raise DcganError(f"{checkpoint}: not a run folder; say which images to compare with: --data")
+    size = int(generator.output_shape[1])
+    config = config.replace(data=data or config.data, image_size=size)
+    real, floor = real_sets(config, n)
+    results = {"checkpoint": str(checkpoint), "data": config.data, "generator": "ema" if ema else "raw",
+               **score(generator, real, floor, tuple(metrics), inception_weights)}
+    if out is None and run is not None:
+        out = run / "eval.json"
+    if out is not None:
+        from dcgan.io import atomic_write_text
+
+        atomic_write_text(out, json.dumps(results, indent=1) + "\n")
+    if run is not None:
+        append_jsonl(run / "metrics.jsonl", results)
+    return results

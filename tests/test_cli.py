@@ -94,6 +94,19 @@ def test_interpolate_writes_a_strip_and_a_gif(trained_run):
     np.testing.assert_array_equal(strip[2:18, 2 + 5 * 18:2 + 5 * 18 + 16], ends[2:18, 20:36])
 
 
+def test_evaluate_writes_swd_with_its_floor(trained_run):
+    cwd, _ = trained_run
+    result = run_cli("evaluate", "--checkpoint", "runs/tiny", "--metrics", "swd", "--n", "32", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "SWDx1e3" in result.stdout and "real-vs-real" in result.stdout
+    saved = json.loads((cwd / "runs/tiny/eval.json").read_text())
+    assert saved["generator"] == "ema" and saved["n_fake"] == 32
+    assert saved["swd"]["swd_x1e3_avg"] > 0 and saved["swd_floor"]["swd_x1e3_avg"] > 0
+    assert len((cwd / "runs/tiny/metrics.jsonl").read_text().splitlines()) == 1
+    assert_one_line_error(run_cli("evaluate", "--checkpoint", "runs/tiny", "--metrics", "is", cwd=cwd),
+                          "--metrics is")
+
+
 def test_resume_from_the_command_line(trained_run):
     cwd, _ = trained_run
     result = run_cli("train", "--resume", "runs/tiny", "--epochs", "3", cwd=cwd)

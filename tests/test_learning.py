@@ -22,3 +22,25 @@ def test_training_pulls_mean_image_towards_the_data(tiny_demo):
     gan.fit(dataset.repeat(), epochs=1, steps_per_epoch=600, verbose=0)
     after = distance()
     assert after <= 0.5 * before, (before, after)
+
+
+def test_gan_regression_swd_drops_well_below_the_untrained_generator(tiny_demo):
+    """Fails if the label convention, the optimizer wiring or the data scaling breaks."""
+    from dcgan.demo_faces import demo_faces
+    from dcgan.evaluate import fake_set
+    from dcgan.metrics import sliced_wasserstein
+
+    config = tiny_demo.replace(demo_images=2048, batch_size=32, g_widths=(64, 32))
+    keras.utils.set_random_seed(config.seed)
+    dataset, _ = make_dataset(config)
+    gan = build_gan(config)
+    held_out = demo_faces(256, config.image_size, seed=77)
+
+    def swd(generator):
+        return sliced_wasserstein(held_out, fake_set(generator, 256), patches_per_image=64)["swd_x1e3_avg"]
+
+    untrained = swd(gan.generator)
+    gan.fit(dataset, epochs=1, steps_per_epoch=600, verbose=0)
+    trained, ema = swd(gan.generator), swd(gan.ema_generator)
+    assert trained < 0.5 * untrained, (untrained, trained)
+    assert ema < 0.5 * untrained, (untrained, ema)

@@ -187,3 +187,11 @@ def test_sigkill_mid_epoch_and_mid_save_then_resume(tmp_path):
     assert len(keys) == 1, keys
     np.testing.assert_array_equal(expected.get_tensor(keys[0]), seen["kernel"])
     assert not any(p.name.startswith(".ckpt-") for p in folder.iterdir())  # stale partial removed
+
+
+def test_periodic_evaluation_logs_swd(tiny_demo, tmp_path):
+    config = _small(tiny_demo, epochs=2, eval_every=1, eval_images=32, out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert all(r["swd"]["swd_x1e3_avg"] > 0 and r["n_fake"] == 32 for r in records)

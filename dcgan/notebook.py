@@ -1,0 +1,130 @@
+"""One call per notebook cell: environment report, Drive, data, models, results.
+
+The notebook in notebooks/ only sets parameters and calls these (and
+dcgan.train); nothing here is needed outside a notebook, and everything
+works in a plain Jupyter kernel too (the Colab-only branches are skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dcgan.config import Config
+from dcgan.errors import DcganError
+
+log = logging.getLogger("dcgan")
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def report_environment() -> dict:
+    """Print Python/TensorFlow/Keras versions and the device; warn clearly when there is no GPU."""
+    from dcgan.checkpoint import environment
+
+    info = environment()
+    print(f"Python {info['python']}, TensorFlow {info.get('tensorflow', '-')}, "
+          f"Keras {info['keras']} ({info['backend']}), device: {info['device']}")
+    if not info["device"].startswith("/physical_device:GPU"):
+        print("WARNING: no GPU attached; training seed128/dcgan64 on a CPU takes days. In Colab: "
+              "Runtime > Change runtime type > GPU, then run all cells again. The demo preset "
+              "is fine on a CPU." if in_colab() else
+              "Note: no GPU found; use the demo preset or a machine with a GPU.")
+    return info
+
+
+def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs") -> str:
+    """Where runs go: a Google Drive folder in Colab when asked (survives disconnects), else `local`.
+
+    Only checkpoints, grids and logs go there; images and the decoded-image cache stay on the
+    local disk (Drive times out on folders of many thousands of files).
+    """
+    if not use_drive:
+        return local
+    if not in_colab():
+        print("USE_DRIVE is on but this is not Colab; writing runs to the local folder "
+              f"'{local}' instead")
+        return local
+    from google.colab import drive  # pragma: no cover - Colab only
+
+    drive.mount("/content/drive")
+    root = Path("/content/drive/MyDrive") / drive_folder
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+def prepare_data(source: str, local_folder: str = "data/celeba", fallback_to_demo: bool = True) -> str:
+    """Resolve the notebook's DATA choice to a `--data` value: 'demo', 'celeba' or a path/archive.
+
+    'celeba' downloads through kagglehub (once; re-runs skip it). If that fails and
+    `fallback_to_demo`, the built-in demo faces are used instead, with the reason printed.
+    """
+    if source == "demo":
+        return "demo"
+    if source != "celeba":
+        return source
+    from dcgan.download import download_celeba
+
+    try:
+        return str(download_celeba(local_folder, progress=True))
+    except DcganError as e:
+        if not fallback_to_demo:
+            raise
+        print(f"CelebA is not available ({e}).\nFalling back to the built-in demo faces.")
+        return "demo"
+
+
+def make_config(preset: str, **values) -> Config:
+    """The preset with the notebook's form values applied; 0 (or -1 for label_noise) keeps the
+    preset's own value, so switching presets never needs other edits."""
+    keep = {name: -1 if name == "label_noise" else 0 for name in values}
+    changes = {k: v for k, v in values.items() if v != keep[k] or k in ("steps_per_epoch", "seed")}
+    return Config.from_preset(preset, **changes)
+
+
+def show_real_images(config: Config, n: int = 64) -> None:
+    """A grid of training images, as the model will see them (cropped and resized)."""
+    from dcgan.callbacks import show_image
+    from dcgan.data import load_real_images
+    from dcgan.images import save_grid
+
+    path = Path(config.out_dir) / "real_preview.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(path, load_real_images(config, n))
+    show_image(path, f"training images: {config.data}")
+
+
+def show_models(config: Config) -> None:
+    """Keras summaries of the generator and the discriminator."""
+    from dcgan.models import build_discriminator, build_generator, count_macs
+
+    for model in (build_generator(config), build_discriminator(config)):
+        model.summary()
+        print(f"{model.name}: {count_macs(model) / 1e9:.3f} GMAC per image\n")
+
+
+def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_to: int = 7) -> dict:
+    """Loss curves, the progress GIF, a fresh grid and an interpolation; return their paths."""
+    from IPython.display import Image as IPythonImage
+    from IPython.display import display
+
+    from dcgan.callbacks import show_image
+    from dcgan.training import RunPaths, generate, interpolate
+
+    paths = RunPaths(run)
+    files = {"losses": paths.root / "losses.png", "progress": paths.root / "progress.gif",
+             "faces": paths.root / "faces.png", "walk": paths.root / "walk.png"}
+    generate(run, n=n, seed=0, out=files["faces"])
+    interpolate(run, seed_from, seed_to, steps=8, out=files["walk"])
+    for name in ("losses", "faces", "walk"):
+        show_image(files[name], name)
+    if files["progress"].exists():
+        display(IPythonImage(filename=str(files["progress"])))
+    generator = next((p for p in (paths.checkpoints / "generator_ema.keras", paths.generator)
+                      if p.exists()), None)
+    print(f"saved generator: {generator}\nrun folder: {paths.root}")
+    return {k: str(v) for k, v in files.items()}
