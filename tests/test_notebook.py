@@ -49,7 +49,9 @@ def _execute(tmp_path, epochs):
     return notebook
 
 
-def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path):
+def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path, monkeypatch):
+    # The kernel imports this checkout of dcgan (CI installs it; this also covers a bare checkout).
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     notebook = _execute(tmp_path, epochs=1)
     run = tmp_path / "runs" / "nbtest"
     assert (run / "samples" / "epoch_001.png").exists()
@@ -62,3 +64,19 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path):
     _execute(tmp_path, epochs=2)  # a re-run continues the same run
     rows = (run / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
+
+
+def test_notebook_helpers_outside_colab(capsys):
+    from dcgan import notebook as nb
+
+    assert not nb.in_colab()
+    assert nb.output_root(True, local="runs") == "runs"  # Drive asked for, but not in Colab
+    assert "not Colab" in capsys.readouterr().out
+    info = nb.report_environment()
+    assert info["device"].startswith("CPU") and "no GPU" in capsys.readouterr().out
+    # 0 (and -1 for label_noise) keep the preset's values, so any preset works unedited.
+    config = nb.make_config("dcgan64", image_size=0, latent_dim=0, batch_size=0, label_noise=-1,
+                            d_learning_rate=0, epochs=3, seed=0, steps_per_epoch=0)
+    assert (config.image_size, config.latent_dim, config.label_noise, config.epochs) == (64, 100, 0.0, 3)
+    assert nb.make_config("demo", label_noise=0.0).label_noise == 0.0
+    assert nb.prepare_data("demo") == "demo" and nb.prepare_data("some/folder") == "some/folder"
