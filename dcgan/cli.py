@@ -222,7 +222,7 @@ def _setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter quiet (errors still raise)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet TF start-up logs
     args = build_parser().parse_args(argv)
     _setup_logging()
     try:
