@@ -17,7 +17,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from dcgan.config import Config  # noqa: E402
 from dcgan.data import make_dataset  # noqa: E402

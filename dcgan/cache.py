@@ -178,7 +178,7 @@ def _build(source: Source, size: int, crop: int, data_path: Path, meta_path: Pat
                 try:
                     image = decode_with_pillow(source.read(source.entries[index]), size, crop)
                 except Exception as e:  # any failure: skip the file, never stop training
-                    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    reason = _reason(e)
                     skipped.append([name, reason[:200]])
                     log.warning("skipping %s: %s", name, reason[:200])
                 else:
@@ -200,6 +200,16 @@ def _build(source: Source, size: int, crop: int, data_path: Path, meta_path: Pat
             "count": count, "total": total, "skipped": skipped}
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return ImageCache(data_path, count, size, meta)
+
+
+def _reason(error: Exception) -> str:
+    """A short, file-independent reason for a skipped image."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image, or a format Pillow cannot read"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text or type(error).__name__
 
 
 def _decode_with_tensorflow(source: Source, size: int, crop: int):
