@@ -39,19 +39,38 @@ CREDENTIALS_HINT = (
 
 def download_celeba(to: str | Path, source: str | None = None, sha256: str | None = None,
                     progress: bool = True) -> Path:
-    """Put CelebA's aligned images under `to`; return `to`. Skips work already done."""
+    """Put CelebA's aligned images under `to` and return the folder to train from.
+
+    That is `to`, except in Colab, where kagglehub mounts its own read-only copy of
+    the data set and the mounted folder is returned (nothing is copied). Skips work
+    already done: a re-run returns at once.
+    """
     target = Path(to)
-    if (target / MARKER).exists():
+    done = _completed(target)
+    if done is not None:
         log.info("%s already holds a complete download; nothing to do", target)
-        return target
+        return done
     target.mkdir(parents=True, exist_ok=True)
+    record = {"source": source or CELEBA_KAGGLE_HANDLE}
     if source is None:
-        _kaggle_download(target)
+        located = _kaggle_download(target)
+        if located != target:
+            record["path"] = str(located)
     else:
         archive = fetch(source, target, sha256=sha256, progress=progress)
         extract_archive(archive, target)
-    atomic_write_text(target / MARKER, json.dumps({"source": source or CELEBA_KAGGLE_HANDLE}) + "\n")
-    return target
+    atomic_write_text(target / MARKER, json.dumps(record) + "\n")
+    return Path(record.get("path", target))
+
+
+def _completed(target: Path) -> Path | None:
+    """Where a finished download's images are, per its marker; None if not finished."""
+    try:
+        record = json.loads((target / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    located = Path(record.get("path", target)) if isinstance(record, dict) else target
+    return located if located.exists() else None
 
 
 def fetch(source: str, folder: Path, sha256: str | None = None, progress: bool = True) -> Path:
@@ -165,7 +184,8 @@ def _extract_tar(archive: Path, root: Path) -> list[str]:
     return refused
 
 
-def _kaggle_download(target: Path) -> None:
+def _kaggle_download(target: Path) -> Path:
+    """Fetch CelebA with kagglehub; return where its files are (`target`, or Colab's mount)."""
     try:
         import kagglehub
     except ImportError:
@@ -174,19 +194,29 @@ def _kaggle_download(target: Path) -> None:
     staging = target / ".kaggle.partial"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        kagglehub.dataset_download(CELEBA_KAGGLE_HANDLE, output_dir=str(staging))
+        located = Path(kagglehub.dataset_download(CELEBA_KAGGLE_HANDLE, output_dir=str(staging)))
     except Exception as e:  # kagglehub raises several types; all become one line
         text = f"{type(e).__name__}: {e}".splitlines()[0]
         if any(word in text.lower() for word in ("401", "403", "unauth", "credential", "forbidden")):
             raise DataError(f"Kaggle refused the CelebA download ({text}). {CREDENTIALS_HINT}") from None
         raise DataError(f"Kaggle download of CelebA failed ({text}); check the connection, "
                         "or pass --from with a copy of the CelebA zip") from None
+    if located.resolve() != staging.resolve():
+        # Colab: kagglehub ignores output_dir and mounts its cached copy (read-only) instead.
+        shutil.rmtree(staging, ignore_errors=True)
+        if not located.is_dir():
+            raise DataError(f"kagglehub returned {located}, which is not a folder")
+        log.info("using kagglehub's copy of CelebA at %s", located)
+        return located
     for item in sorted(staging.iterdir()):
+        if item.name.startswith("."):
+            continue  # kagglehub's own bookkeeping (its .complete marker)
         destination = target / item.name
         if destination.exists():
             shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
         os.replace(item, destination)
     shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _copy_with_progress(src, dst, total, name, progress) -> None:
