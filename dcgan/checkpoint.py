@@ -145,10 +145,18 @@ def environment() -> dict:
 
         info["tensorflow"] = tf.__version__
         gpus = tf.config.list_physical_devices("GPU")
-        info["device"] = ", ".join(d.name for d in gpus) or f"CPU ({os.cpu_count()} cores)"
+        info["device"] = ", ".join(f"GPU {i}: {_gpu_name(tf, d)}" for i, d in enumerate(gpus)) \
+            or f"CPU ({os.cpu_count()} cores)"
     except ImportError:
         info["device"] = f"CPU ({os.cpu_count()} cores)"
     return info
+
+
+def _gpu_name(tf, device) -> str:
+    try:  # e.g. "Tesla T4"; not every TF build reports details
+        return tf.config.experimental.get_device_details(device).get("device_name") or device.name
+    except Exception:  # noqa: BLE001 - a name is only nice to have
+        return device.name
 
 
 def write_environment(path: str | Path) -> None:

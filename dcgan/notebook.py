@@ -29,15 +29,25 @@ def report_environment() -> dict:
     info = environment()
     print(f"Python {info['python']}, TensorFlow {info.get('tensorflow', '-')}, "
           f"Keras {info['keras']} ({info['backend']}), device: {info['device']}")
-    if not info["device"].startswith("/physical_device:GPU"):
-        print("WARNING: no GPU attached; training seed128/dcgan64 on a CPU takes days. In Colab: "
-              "Runtime > Change runtime type > GPU, then run all cells again. The demo preset "
-              "is fine on a CPU." if in_colab() else
-              "Note: no GPU found; use the demo preset or a machine with a GPU.")
+    advice = gpu_advice(info["device"], in_colab())
+    if advice:
+        print(advice)
     return info
 
 
-def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs") -> str:
+def gpu_advice(device: str, colab: bool) -> str | None:
+    """What to tell a user whose `device` (as `environment()` names it) is not a GPU; else None."""
+    if device.startswith("GPU"):
+        return None
+    if colab:
+        return ("WARNING: no GPU attached; training seed128/dcgan64 on a CPU takes days. In Colab: "
+                "Runtime > Change runtime type > GPU (e.g. T4), then Runtime > Run all again. "
+                "The demo preset is fine on a CPU.")
+    return "Note: no GPU found; use the demo preset or a machine with a GPU."
+
+
+def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs",
+                mount_point: str = "/content/drive") -> str:
     """Where runs go: a Google Drive folder in Colab when asked (survives disconnects), else `local`.
 
     Only checkpoints, grids and logs go there; images and the decoded-image cache stay on the
@@ -49,11 +59,12 @@ def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs
         print("USE_DRIVE is on but this is not Colab; writing runs to the local folder "
               f"'{local}' instead")
         return local
-    from google.colab import drive  # pragma: no cover - Colab only
+    from google.colab import drive
 
-    drive.mount("/content/drive")
-    root = Path("/content/drive/MyDrive") / drive_folder
+    drive.mount(mount_point)  # asks the user to authorise Drive once per session
+    root = Path(mount_point) / "MyDrive" / drive_folder
     root.mkdir(parents=True, exist_ok=True)
+    print(f"runs (checkpoints, grids, logs) go to Google Drive: {root}")
     return str(root)
 
 

@@ -1,17 +1,57 @@
 """Writes dcgan_celeba.ipynb from the cells below (run it after editing; outputs stay empty).
 
-    python notebooks/make_notebook.py
+    python notebooks/make_notebook.py                # regenerate the notebook
+    python notebooks/make_notebook.py --repo URL     # point badges and installs at the repository
+
+The repository's address lives in pyproject.toml ([project.urls] Repository); the notebook's
+install cell and the "Open in Colab" badges (here, README.md, notebooks/README.md) follow it.
 """
 
+import argparse
+import re
 from pathlib import Path
 
 import nbformat
 
-BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-         "(https://colab.research.google.com/github/OWNER/dcgan/blob/main/notebooks/dcgan_celeba.ipynb)")
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "dcgan_celeba.ipynb"
+BADGE_FILES = (ROOT / "README.md", ROOT / "notebooks" / "README.md")
+_REPOSITORY_LINE = re.compile(r'^Repository = "(?P<url>[^"]+)"$', re.M)
+_COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^/\s]+/[^/\s]+/blob/")
 
+
+def repository_url(root: Path = ROOT) -> str:
+    """The repository's https address, from pyproject.toml."""
+    match = _REPOSITORY_LINE.search((root / "pyproject.toml").read_text(encoding="utf-8"))
+    if not match:
+        raise SystemExit("pyproject.toml has no [project.urls] Repository line")
+    return match["url"]
+
+
+def colab_link(url: str) -> str:
+    owner_and_name = url.removeprefix("https://github.com/").removesuffix(".git").strip("/")
+    return f"https://colab.research.google.com/github/{owner_and_name}/blob/"
+
+
+def set_repository(url: str, root: Path = ROOT) -> None:
+    """Point pyproject.toml and every Colab badge at `url` (https://github.com/NAME/REPO)."""
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url.rstrip("/")):
+        raise SystemExit(f"--repo {url}: expected https://github.com/NAME/REPO")
+    url = url.rstrip("/")
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(_REPOSITORY_LINE.sub(f'Repository = "{url}"', pyproject.read_text()))
+    for path in (root / "README.md", root / "notebooks" / "README.md"):
+        path.write_text(_COLAB_LINK.sub(colab_link(url), path.read_text(encoding="utf-8")),
+                        encoding="utf-8")
+
+
+def badge(url: str) -> str:
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_link(url)}main/notebooks/dcgan_celeba.ipynb)")
+
+# (kind, source[, tags]); REPO_URL and BADGE are filled in from pyproject.toml.
 CELLS = [
-    ("markdown", f"""# DCGAN faces: train on CelebA, watch the faces improve
+    ("markdown", """# DCGAN faces: train on CelebA, watch the faces improve
 
 {BADGE}
 
@@ -20,10 +60,13 @@ hyperparameters in the *Hyperparameters* cell, then **Runtime → Run all**. Eve
 `dcgan` package; nothing here re-implements it. Re-running the training cell after a disconnect
 **resumes** from the last checkpoint."""),
     ("code", """#@title Setup: install the package (Colab already has TensorFlow, Keras, numpy, kagglehub)
-REPO_URL = "https://github.com/OWNER/dcgan"  #@param {type:"string"}
-import importlib.util, subprocess, sys
+REPO_URL = "{REPO_URL}"  #@param {type:"string"}
+import importlib.util, pathlib, subprocess, sys
 if importlib.util.find_spec("dcgan") is None:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"])
+    if pathlib.Path("../dcgan/__init__.py").exists():  # opened from a checkout: use it as it is
+        sys.path.insert(0, str(pathlib.Path("..").resolve()))
+    else:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"])
 import dcgan
 from dcgan import Config, train
 from dcgan import notebook as nb
@@ -61,12 +104,15 @@ results = nb.show_results(config.out_dir)"""),
 ]
 
 
-def build() -> nbformat.NotebookNode:
+def build(url: str | None = None) -> nbformat.NotebookNode:
+    """The notebook, with no outputs, for the repository at `url` (default: pyproject's)."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata = {"accelerator": "GPU", "colab": {"provenance": []},
                          "kernelspec": {"name": "python3", "display_name": "Python 3"},
                          "language_info": {"name": "python"}}
+    url = url or repository_url()
     for kind, source, *tags in CELLS:
+        source = source.replace('"{REPO_URL}"', f'"{url}"').replace("{BADGE}", badge(url))
         cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(source)
         if tags:
             cell.metadata["tags"] = tags[0]
@@ -76,7 +122,15 @@ def build() -> nbformat.NotebookNode:
     return notebook
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", help="the repository's address, https://github.com/NAME/REPO")
+    args = parser.parse_args()
+    if args.repo:
+        set_repository(args.repo)
+    nbformat.write(build(), NOTEBOOK)
+    print(f"wrote {NOTEBOOK} for {repository_url()}")
+
+
 if __name__ == "__main__":
-    path = Path(__file__).with_name("dcgan_celeba.ipynb")
-    nbformat.write(build(), path)
-    print("wrote", path)
+    main()
