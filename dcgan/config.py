@@ -275,8 +275,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 32,
         "latent_dim": 32,
         "g_widths": (128, 64, 32),
-        "d_learning_rate": 2e-4,
+        # A slower D (TTUR-style) and a short EMA suit minutes-long runs: benchmarks/quality.py
+        # measured SWD 24.6 -> 20 (EMA) at 3000 steps versus D at 2e-4 with EMA 0.999.
+        "d_learning_rate": 1e-4,
         "g_learning_rate": 2e-4,
+        "ema_decay": 0.99,
         "batch_size": 64,
         "epochs": 15,
         "demo_images": 8192,
