@@ -1,6 +1,6 @@
 """Quality on the demo faces for a fixed CPU budget, in SWD x1e3 (lower is better).
 
-    python benchmarks/quality.py [--seconds 150] [--n 1024]
+    python benchmarks/quality.py [--seconds 420] [--n 1024]
 
 Rows: the untrained generator, the trained generator (raw and EMA), the real-vs-real
 floor; then the same budget on a 500-image subset without and with DiffAugment, scored
@@ -53,7 +53,7 @@ def train_for(config: Config, seconds: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=150, help="training budget per run")
+    parser.add_argument("--seconds", type=float, default=420, help="training budget per run")
     parser.add_argument("--n", type=int, default=1024, help="images per SWD set")
     args = parser.parse_args()
     config = Config.from_preset("demo")
