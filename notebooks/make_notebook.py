@@ -15,7 +15,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "dcgan_celeba.ipynb"
-BADGE_FILES = (ROOT / "README.md", ROOT / "notebooks" / "README.md")
+BADGE_FILES = ("README.md", "notebooks/README.md")  # relative to the repository root
 _REPOSITORY_LINE = re.compile(r'^Repository = "(?P<url>[^"]+)"$', re.M)
 _COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^/\s]+/[^/\s]+/blob/")
 
@@ -40,7 +40,7 @@ def set_repository(url: str, root: Path = ROOT) -> None:
     url = url.rstrip("/")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(_REPOSITORY_LINE.sub(f'Repository = "{url}"', pyproject.read_text()))
-    for path in (root / "README.md", root / "notebooks" / "README.md"):
+    for path in (root / name for name in BADGE_FILES):
         path.write_text(_COLAB_LINK.sub(colab_link(url), path.read_text(encoding="utf-8")),
                         encoding="utf-8")
 
@@ -48,6 +48,7 @@ def set_repository(url: str, root: Path = ROOT) -> None:
 def badge(url: str) -> str:
     return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
             f"({colab_link(url)}main/notebooks/dcgan_celeba.ipynb)")
+
 
 # (kind, source[, tags]); REPO_URL and BADGE are filled in from pyproject.toml.
 CELLS = [
