@@ -7,7 +7,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
-export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: demo test venv clean
 
@@ -15,7 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
-	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
+	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e .  # -qq: no setuptools banners, errors still show
 	touch $@
 
 venv: $(VENV)/.installed

@@ -7,8 +7,12 @@ The main entry points:
     generate("runs/demo", n=64, seed=0, out="faces.png")
 """
 
-from dcgan.config import PRESETS, Config
-from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError
+from dcgan import quiet
+
+quiet.install()  # before anything imports TensorFlow: its C++ start-up lines are not for users
+
+from dcgan.config import PRESETS, Config  # noqa: E402
+from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -25,9 +29,12 @@ def __getattr__(name):
     if name in ("build_generator", "build_discriminator"):
         from dcgan import models
         return getattr(models, name)
-    if name in ("train", "generate"):
-        from dcgan import training
-        return getattr(training, name)
+    if name == "train":
+        from dcgan.training import train
+        return train
+    if name == "generate":
+        from dcgan.sampling import generate
+        return generate
     if name == "demo_faces":
         from dcgan.demo_faces import demo_faces
         return demo_faces

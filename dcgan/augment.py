@@ -13,22 +13,23 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-POLICIES = ("color", "translation", "cutout")
+from dcgan.config import DIFFAUGMENT_POLICIES, policy_names
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
-    """'color,translation' -> ('color', 'translation'); '' -> ()."""
-    parts = tuple(p for p in text.replace(" ", "").split(",") if p)
-    unknown = [p for p in parts if p not in POLICIES]
+    """'color,translation' -> ('color', 'translation'); '' -> (); ValueError for unknown names."""
+    parts = policy_names(text)
+    unknown = [p for p in parts if p not in DIFFAUGMENT_POLICIES]
     if unknown:
-        raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}: use {', '.join(POLICIES)}")
+        raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}: "
+                         f"use {', '.join(DIFFAUGMENT_POLICIES)}")
     return parts
 
 
 def diff_augment(images, policy, seed):
-    """Augment a batch with each transform named in `policy` (see POLICIES)."""
+    """Augment a batch with each transform named in `policy` (see DIFFAUGMENT_POLICIES)."""
     for name in policy:
-        images = {"color": _color, "translation": _translation, "cutout": _cutout}[name](images, seed)
+        images = TRANSFORMS[name](images, seed)
     return images
 
 
@@ -71,3 +72,7 @@ def _cutout(x, seed, ratio=0.5):
         ops.logical_and(rows >= cy - size_h // 2, rows < cy - size_h // 2 + size_h),
         ops.logical_and(cols >= cx - size_w // 2, cols < cx - size_w // 2 + size_w))
     return x * ops.cast(ops.logical_not(inside), x.dtype)[..., None]
+
+
+TRANSFORMS = {"color": _color, "translation": _translation, "cutout": _cutout}
+assert set(TRANSFORMS) == set(DIFFAUGMENT_POLICIES), "one transform per policy name in dcgan.config"

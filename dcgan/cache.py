@@ -4,8 +4,9 @@ Build: entries -> parallel TensorFlow decode (`decode_and_crop_jpeg` for
 JPEGs, so only the crop window is decoded) -> centre square crop -> resize ->
 uint8, written image after image to `<key>.u8.partial-<pid>`.  Entries that
 TensorFlow cannot decode (CMYK JPEGs, odd PNGs, WebP on old builds) are
-retried with Pillow; those that still fail are skipped, named once and
-counted.  The finished file is fsynced and renamed into place, and only then
+retried with Pillow; those that still fail (or are missing, or are broken
+links), and images whose short side is below `min_side`, are skipped, each
+named once and counted in one summary line.  The finished file is fsynced and renamed into place, and only then
 is `<key>.json` (its description) written: a run killed mid-build leaves
 only a partial file, removed by the next build.
 
@@ -15,8 +16,8 @@ goes through the OS page cache, not the process), and every epoch is a full
 random shuffle, which a `tf.data` cache + shuffle buffer cannot give
 without holding the buffer in RAM.
 
-The key hashes the source's file list (names, sizes, times), the crop and
-the image size, so a change to any of them builds a new cache.
+The key hashes the source's file list (names, sizes, times), the crop, the
+image size and the small-image floor, so a change to any of them builds a new cache.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
+from dcgan.env import show_progress
 from dcgan.errors import DataError
-from dcgan.io import atomic_write_text
+from dcgan.io import atomic_write_text, remove_stale_partials
 from dcgan.sources import Source
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: images below the min_side floor are skipped
 log = logging.getLogger("dcgan.data")
 
 
@@ -64,7 +68,8 @@ class ImageCache:
         n = self.image_bytes
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            for row, index in enumerate(indices):
+            for row in np.argsort(indices, kind="stable"):  # sorted reads are kinder to the disk
+                index = indices[row]
                 data = os.pread(fd, n, int(index) * n)
                 if len(data) != n:
                     raise DataError(f"{self.path}: cache file is shorter than its description; "
@@ -74,51 +79,34 @@ class ImageCache:
             os.close(fd)
         return out
 
-    def tf_read(self, batch_size: int):
-        """A TensorFlow function: a batch of indices -> uint8 images read from the file."""
-        import tensorflow as tf
 
-        def load(indices):
-            order = np.argsort(indices)  # sorted reads are kinder to the disk
-            images = np.empty((len(indices), self.size, self.size, 3), np.uint8)
-            images[order] = self.read(indices[order])
-            return images
-
-        def read(indices):
-            images = tf.numpy_function(load, [indices], tf.uint8, stateful=False)
-            images.set_shape((batch_size, self.size, self.size, 3))
-            return images
-
-        return read
-
-
-def cache_key(source: Source, size: int, crop: int) -> str:
+def cache_key(source: Source, size: int, crop: int, min_side: int = 0) -> str:
     text = json.dumps({"v": CACHE_VERSION, "source": source.fingerprint(), "size": size,
-                       "crop": crop}, sort_keys=True)
+                       "crop": crop, "min_side": min_side}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def open_cache(source: Source, size: int, crop: int, root: str | Path | None = None,
-               progress: bool | None = None) -> ImageCache:
+               progress: bool | None = None, min_side: int = 0) -> ImageCache:
     """The finished cache for (source, size, crop), building it first if needed.
 
+    Images whose short side is below `min_side` pixels are skipped (0 keeps all).
     `progress` shows a bar while building (default: in a terminal or notebook).
     """
     if progress is None:
-        from dcgan.env import show_progress
         progress = show_progress()
     root = Path(root) if root else default_cache_root()
-    key = cache_key(source, size, crop)
+    key = cache_key(source, size, crop, min_side)
     data_path, meta_path = root / f"{key}.u8", root / f"{key}.json"
     cache = _load_finished(data_path, meta_path, size)
     if cache is not None:
         skipped = len(cache.meta.get("skipped", []))
         log.info("using cached %s: %d images%s", source.spec, cache.count,
-                 f" (skipped {skipped} unreadable files when built)" if skipped else "")
+                 f" (skipped {skipped} unusable files when built)" if skipped else "")
         return cache
     root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(root, key)
-    return _build(source, size, crop, data_path, meta_path, progress)
+    remove_stale_partials(root, f"{key}.u8.partial-*")
+    return _build(source, size, crop, min_side, data_path, meta_path, progress)
 
 
 def _load_finished(data_path: Path, meta_path: Path, size: int) -> ImageCache | None:
@@ -132,33 +120,8 @@ def _load_finished(data_path: Path, meta_path: Path, size: int) -> ImageCache | 
     return ImageCache(data_path, count, size, meta)
 
 
-def _remove_stale_partials(root: Path, key: str) -> None:
-    """Remove partial files left by builds whose process is gone (killed, crashed)."""
-    for partial in root.glob(f"{key}.u8.partial-*"):
-        try:
-            pid = int(partial.name.rsplit("-", 1)[1])
-        except ValueError:
-            pid = -1
-        if pid == os.getpid() or not _alive(pid):
-            partial.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _build(source: Source, size: int, crop: int, data_path: Path, meta_path: Path,
-           progress: bool) -> ImageCache:
-    from tqdm.auto import tqdm
-
+def _build(source: Source, size: int, crop: int, min_side: int, data_path: Path,
+           meta_path: Path, progress: bool) -> ImageCache:
     partial = data_path.with_name(f"{data_path.name}.partial-{os.getpid()}")
     total = len(source.entries)
     done = np.zeros(total, bool)
@@ -166,24 +129,36 @@ def _build(source: Source, size: int, crop: int, data_path: Path, meta_path: Pat
     count = 0
     bar = tqdm(total=total, desc=f"decoding {Path(source.spec).name or source.spec}",
                unit="img", disable=not progress, leave=False)
+
+    def skip(index, reason):
+        name = source.display_name(source.entries[index])
+        skipped.append([name, reason[:200]])
+        log.warning("skipping %s: %s", name, reason[:200])
+
+    def too_small(index, side):
+        if side >= min_side:
+            return False
+        skip(index, f"too small ({side} px short side, under {min_side} px; "
+                    "--min-image-side 0 keeps such images)")
+        return True
+
     try:
         with open(partial, "wb") as out:
-            for index, image in _decode_with_tensorflow(source, size, crop):
-                out.write(image.tobytes())
+            for index, image, side in _decode_with_tensorflow(source, size, crop):
                 done[index] = True
-                count += 1
-                bar.update(1)
-            for index in np.flatnonzero(~done):  # TensorFlow could not decode these
-                name = source.display_name(source.entries[index])
-                try:
-                    image = decode_with_pillow(source.read(source.entries[index]), size, crop)
-                except Exception as e:  # any failure: skip the file, never stop training
-                    reason = _reason(e)
-                    skipped.append([name, reason[:200]])
-                    log.warning("skipping %s: %s", name, reason[:200])
-                else:
+                if not too_small(index, side):
                     out.write(image.tobytes())
                     count += 1
+                bar.update(1)
+            for index in np.flatnonzero(~done):  # TensorFlow could not decode these
+                try:
+                    image, side = decode_with_pillow(source.read(source.entries[index]), size, crop)
+                except Exception as e:  # any failure: skip the file, never stop training
+                    skip(index, _reason(e))
+                else:
+                    if not too_small(index, side):
+                        out.write(image.tobytes())
+                        count += 1
                 bar.update(1)
             out.flush()
             os.fsync(out.fileno())
@@ -197,24 +172,27 @@ def _build(source: Source, size: int, crop: int, data_path: Path, meta_path: Pat
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         log.warning("skipped %d of %d files: %s%s", len(skipped), total, shown, more)
     meta = {"version": CACHE_VERSION, "source": source.spec, "size": size, "crop": crop,
-            "count": count, "total": total, "skipped": skipped}
+            "min_side": min_side, "count": count, "total": total, "skipped": skipped}
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return ImageCache(data_path, count, size, meta)
 
 
 def _reason(error: Exception) -> str:
     """A short, file-independent reason for a skipped image."""
-    from PIL import UnidentifiedImageError
-
     if isinstance(error, UnidentifiedImageError):
         return "not an image, or a format Pillow cannot read"
+    if isinstance(error, FileNotFoundError):
+        return "missing (a broken link, or deleted after the folder was listed)"
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, EOFError):
+        return f"cannot be read ({error.strerror.lower()})"
     text = str(error).splitlines()[0] if str(error) else ""
     return text or type(error).__name__
 
 
 def _decode_with_tensorflow(source: Source, size: int, crop: int):
-    """Yield (entry index, uint8 image) for every entry TensorFlow decodes; others are left out."""
-    import tensorflow as tf
+    """Yield (entry index, uint8 image, original short side) for every entry TensorFlow
+    decodes; others are left out (Pillow retries them)."""
+    import tensorflow as tf  # lazy here and below: seconds to import, only needed to build
 
     indices = tf.data.Dataset.range(len(source.entries))
     if source.kind == "archive":
@@ -230,12 +208,12 @@ def _decode_with_tensorflow(source: Source, size: int, crop: int):
         paths = tf.constant(source.entries)
         data = indices.map(lambda i: (i, tf.io.read_file(paths[i])),
                            num_parallel_calls=tf.data.AUTOTUNE)
-    decoded = (data.map(lambda i, b: (i, tf_decode(b, size, crop)),
+    decoded = (data.map(lambda i, b: (i, *tf_decode(b, size, crop)),
                         num_parallel_calls=tf.data.AUTOTUNE)
                .ignore_errors()
                .prefetch(64))
-    for index, image in decoded.as_numpy_iterator():
-        yield int(index), image
+    for index, image, side in decoded.as_numpy_iterator():
+        yield int(index), image, int(side)
 
 
 def _crop_window(height, width, crop):
@@ -249,29 +227,29 @@ def _crop_window(height, width, crop):
 
 
 def tf_decode(data, size: int, crop: int):
-    """Encoded bytes -> uint8 (size, size, 3): centre crop, then an antialiased resize."""
+    """Encoded bytes -> (uint8 (size, size, 3), the original short side): centre crop, then an
+    antialiased resize."""
     import tensorflow as tf
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(data)
         top, left, side = _crop_window(shape[0], shape[1], crop)
-        return tf.io.decode_and_crop_jpeg(data, tf.stack([top, left, side, side]), channels=3)
+        image = tf.io.decode_and_crop_jpeg(data, tf.stack([top, left, side, side]), channels=3)
+        return image, tf.minimum(shape[0], shape[1])
 
     def other():
         image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
         shape = tf.shape(image)
         top, left, side = _crop_window(shape[0], shape[1], crop)
-        return image[top:top + side, left:left + side]
+        return image[top:top + side, left:left + side], tf.minimum(shape[0], shape[1])
 
-    image = tf.cond(tf.io.is_jpeg(data), jpeg, other)
+    image, short_side = tf.cond(tf.io.is_jpeg(data), jpeg, other)
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), short_side
 
 
-def decode_with_pillow(data: bytes, size: int, crop: int) -> np.ndarray:
+def decode_with_pillow(data: bytes, size: int, crop: int) -> tuple[np.ndarray, int]:
     """The same as `tf_decode`, for what TensorFlow can't read (CMYK, 16-bit, ...)."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as image:
         image.seek(0)  # first frame of an animation
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -284,4 +262,4 @@ def decode_with_pillow(data: bytes, size: int, crop: int) -> np.ndarray:
         left, top = (w - side) // 2, (h - side) // 2
         image = image.crop((left, top, left + side, top + side))
         image = image.resize((size, size), Image.BILINEAR)
-        return np.asarray(image, np.uint8)
+        return np.asarray(image, np.uint8), min(w, h)

@@ -1,32 +1,23 @@
-"""Small Keras callbacks: per-epoch sample grids and per-epoch model checkpoints."""
+"""Small Keras callbacks: sample grids, checkpoints, divergence guard, epoch log, progress."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
+from tqdm.auto import tqdm
 
-from dcgan.env import in_notebook
+from dcgan.checkpoint import PARTIAL_PATTERN, save_checkpoint
+from dcgan.env import in_notebook, show_progress
+from dcgan.errors import TrainingDiverged
 from dcgan.gan import generate_images
-from dcgan.images import save_grid
-from dcgan.io import atomic_path
-
-
-def show_image(path: str | Path, title: str | None = None) -> None:
-    """Display a PNG inline with matplotlib (used inside notebooks)."""
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    image = np.asarray(Image.open(path))
-    fig = plt.figure(figsize=(6, 6 * image.shape[0] / image.shape[1]))
-    plt.imshow(image)
-    plt.axis("off")
-    if title:
-        plt.title(title)
-    plt.show()
-    plt.close(fig)
+from dcgan.images import save_grid, show_image
+from dcgan.io import atomic_path, remove_stale_partials
+from dcgan.plots import plot_losses, progress_gif
+from dcgan.run import RunPaths, latest_checkpoint
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -38,23 +29,23 @@ class SampleGrid(keras.callbacks.Callback):
     of different epochs directly comparable.
     """
 
-    def __init__(self, folder, latents, real_images=None, show=None):
+    def __init__(self, paths: RunPaths, latents, real_images=None, show=None):
         super().__init__()
-        self.folder = Path(folder)
+        self.paths = paths
         self.latents = np.asarray(latents, np.float32)
         self.real_images = real_images
         self.show = in_notebook() if show is None else show
         self.last_path = None
 
     def on_train_begin(self, logs=None):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self.real_images is not None and not (self.folder / "real.png").exists():
-            self._save(self.folder / "real.png", self.real_images, "real images")
-        if not (self.folder / "epoch_000.png").exists():
-            self._render(self.folder / "epoch_000.png", "untrained generator")
+        self.paths.samples.mkdir(parents=True, exist_ok=True)
+        if self.real_images is not None and not self.paths.real_grid.exists():
+            self._save(self.paths.real_grid, self.real_images, "real images")
+        if not self.paths.epoch_grid(0).exists():
+            self._render(self.paths.epoch_grid(0), "untrained generator")
 
     def on_epoch_end(self, epoch, logs=None):
-        self._render(self.folder / f"epoch_{epoch + 1:03d}.png", f"epoch {epoch + 1}")
+        self._render(self.paths.epoch_grid(epoch + 1), f"epoch {epoch + 1}")
 
     def _render(self, path, title):
         self._save(path, generate_images(self.model.sampling_generator, self.latents), title)
@@ -73,9 +64,9 @@ class Checkpointer(keras.callbacks.Callback):
     All writes are atomic: a kill during a save leaves the previous files intact.
     """
 
-    def __init__(self, folder, config, latents, every=1, keep=3):
+    def __init__(self, paths: RunPaths, config, latents, every=1, keep=3):
         super().__init__()
-        self.folder = Path(folder)
+        self.paths = paths
         self.config = config
         self.latents = latents
         self.every = max(1, int(every))
@@ -83,23 +74,19 @@ class Checkpointer(keras.callbacks.Callback):
         self.last_saved = None
 
     def on_train_begin(self, logs=None):
-        from dcgan.checkpoint import remove_stale_partials
-
-        if self.folder.is_dir():
-            remove_stale_partials(self.folder)
+        if self.paths.checkpoints.is_dir():
+            remove_stale_partials(self.paths.checkpoints, PARTIAL_PATTERN)
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
         final = done == self.config.epochs
         if done % self.every and not final:
             return
-        from dcgan.checkpoint import save_checkpoint
-
-        self.last_saved = save_checkpoint(self.folder, self.model, done, self.config, self.latents,
-                                          final=final, keep=self.keep)
+        self.last_saved = save_checkpoint(self.paths.checkpoints, self.model, done, self.config,
+                                          self.latents, final=final, keep=self.keep)
         for network in (self.model.generator, self.model.ema_generator, self.model.discriminator):
             if network is not None:
-                with atomic_path(self.folder / f"{network.name}.keras") as tmp:
+                with atomic_path(self.paths.export(network.name)) as tmp:
                     network.save(tmp)
 
 
@@ -126,9 +113,6 @@ class DivergenceGuard(keras.callbacks.Callback):
                 self._stop(f"{network.name} weights are not finite after epoch {epoch + 1}")
 
     def _stop(self, what):
-        from dcgan.checkpoint import latest_checkpoint
-        from dcgan.errors import TrainingDiverged
-
         last = latest_checkpoint(self.folder)
         hint = (f"the last good checkpoint is {last}; resume from it with a lower learning rate "
                 "(python -m dcgan train --resume RUN --d-learning-rate ...)" if last else
@@ -144,40 +128,31 @@ class EpochLog(keras.callbacks.Callback):
 
     FIELDS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s")
 
-    def __init__(self, run_folder, batch_size, steps_per_epoch, samples_folder=None):
+    def __init__(self, paths: RunPaths, batch_size, steps_per_epoch):
         super().__init__()
-        self.root = Path(run_folder)
-        self.csv = self.root / "log.csv"
+        self.paths = paths
         self.batch_size = batch_size
         self.steps = steps_per_epoch
-        self.samples = Path(samples_folder) if samples_folder else None
         self.started = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        import time
-
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        import time
-
         seconds = time.perf_counter() - self.started
         logs = logs or {}
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
                "images_per_s": round(self.steps * self.batch_size / seconds, 2),
                **{k: float(logs[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in logs}}
-        new = not self.csv.exists()
-        with open(self.csv, "a", encoding="utf-8") as f:
+        new = not self.paths.log.exists()
+        with open(self.paths.log, "a", encoding="utf-8") as f:
             if new:
                 f.write(",".join(self.FIELDS) + "\n")
             f.write(",".join(str(row.get(k, "")) for k in self.FIELDS) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        from dcgan.plots import plot_losses, progress_gif
-
-        plot_losses(self.csv, self.root / "losses.png")
-        if self.samples is not None:
-            progress_gif(self.samples, self.root / "progress.gif")
+        plot_losses(self.paths.log, self.paths.losses_plot)
+        progress_gif(self.paths.epoch_grids(), self.paths.progress_gif)
 
 
 class ProgressBar(keras.callbacks.Callback):
@@ -186,32 +161,22 @@ class ProgressBar(keras.callbacks.Callback):
     def __init__(self, epochs, steps_per_epoch, batch_size, bar=None):
         super().__init__()
         self.epochs, self.steps, self.batch_size = epochs, steps_per_epoch, batch_size
-        from dcgan.env import show_progress
-
         self.bar_enabled = show_progress() if bar is None else bar
         self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        import time
-
         self.epoch, self.started = epoch, time.perf_counter()
         if self.bar_enabled:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
                             unit="step", leave=True)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
-            import time
-
             rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(_format(logs) + f" {rate:.0f} img/s", refresh=False)
             self.bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
-        import time
-
         seconds = time.perf_counter() - self.started
         if self.bar is not None:
             self.bar.close()

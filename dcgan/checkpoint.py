@@ -19,20 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from dcgan.config import Config
+from dcgan.env import environment
 from dcgan.errors import CheckpointError
-from dcgan.io import atomic_write_text, fsync_tree
+from dcgan.io import fsync_tree, remove_stale_partials
+from dcgan.run import CHECKPOINT_META, checkpoint_folder, list_checkpoints
 
 log = logging.getLogger("dcgan.train")
-_NAME = re.compile(r"^ckpt-(\d{4,})$")
+PARTIAL_PATTERN = ".ckpt-*.partial-*"
 
 
 def _tf_checkpoint(gan):
@@ -57,7 +57,7 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
     """Write checkpoint `ckpt-EPOCH` atomically into `folder`; prune old ones; return its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"ckpt-{epoch:04d}"
+    target = checkpoint_folder(folder, epoch)
     partial = folder / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
@@ -69,7 +69,7 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
         meta = {"epoch": epoch, "d_steps": int(gan.d_optimizer.iterations.numpy()),
                 "g_steps": int(gan.g_optimizer.iterations.numpy()), "final": final,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment()}
-        (partial / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        (partial / CHECKPOINT_META).write_text(json.dumps(meta, indent=1) + "\n")
         fsync_tree(partial)
         if target.exists():  # the same epoch saved again (e.g. final == last periodic)
             shutil.rmtree(target)
@@ -82,17 +82,8 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
     return target
 
 
-def list_checkpoints(folder: str | Path) -> list[Path]:
-    """Complete checkpoints in `folder`, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / "meta.json").is_file()]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
-
-
 def read_meta(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / "meta.json").read_text())
+    return json.loads((checkpoint / CHECKPOINT_META).read_text())
 
 
 def restore_checkpoint(checkpoint: Path, gan) -> dict:
@@ -108,11 +99,6 @@ def restore_checkpoint(checkpoint: Path, gan) -> dict:
     return meta
 
 
-def latest_checkpoint(folder: str | Path) -> Path | None:
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
-
-
 def _prune(folder: Path, keep: int) -> None:
     checkpoints = list_checkpoints(folder)
     for old in checkpoints[:-keep] if keep > 0 else []:
@@ -122,42 +108,4 @@ def _prune(folder: Path, keep: int) -> None:
         except (OSError, ValueError):
             pass
         shutil.rmtree(old, ignore_errors=True)
-    remove_stale_partials(folder)
-
-
-def remove_stale_partials(folder: str | Path) -> None:
-    """Remove the partial folders of saves that never finished (a process killed mid-save)."""
-    for partial in Path(folder).glob(".ckpt-*.partial-*"):
-        pid = partial.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) != os.getpid():
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def environment() -> dict:
-    """Versions and device, for reproducibility notes."""
-    import platform
-
-    info = {"python": platform.python_version(), "keras": keras.__version__,
-            "numpy": np.__version__, "backend": keras.backend.backend(),
-            "machine": platform.machine(), "processor": platform.processor()}
-    try:
-        import tensorflow as tf
-
-        info["tensorflow"] = tf.__version__
-        gpus = tf.config.list_physical_devices("GPU")
-        info["device"] = ", ".join(f"GPU {i}: {_gpu_name(tf, d)}" for i, d in enumerate(gpus)) \
-            or f"CPU ({os.cpu_count()} cores)"
-    except ImportError:
-        info["device"] = f"CPU ({os.cpu_count()} cores)"
-    return info
-
-
-def _gpu_name(tf, device) -> str:
-    try:  # e.g. "Tesla T4"; not every TF build reports details
-        return tf.config.experimental.get_device_details(device).get("device_name") or device.name
-    except Exception:  # noqa: BLE001 - a name is only nice to have
-        return device.name
-
-
-def write_environment(path: str | Path) -> None:
-    atomic_write_text(path, json.dumps(environment(), indent=1) + "\n")
+    remove_stale_partials(folder, PARTIAL_PATTERN)

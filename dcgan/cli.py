@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-from dcgan.config import Config, coerce_field, field_types
+from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
 from dcgan.errors import DcganError
+from dcgan.metrics import FID_NETWORKS, METRICS
 
 # Fields that are set by a dedicated option, or are not for the command line.
 _NOT_FLAGS = {"preset"}
@@ -35,7 +35,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         flags = [f"--{f.name.replace('_', '-')}"]
         if f.name == "out_dir":
             flags.insert(0, "--out")
-        group.add_argument(*flags, dest=f.name, default=None, metavar=kind.__name__.upper(),
+        choices = FIELD_CHOICES.get(f.name)
+        group.add_argument(*flags, dest=f.name, default=None, choices=choices,
+                           metavar="{" + ",".join(choices) + "}" if choices else kind.__name__.upper(),
                            help=f"(seed128: {shown})")
 
 
@@ -88,15 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="score a generator: SWD, FID, KID",
         description=("Score a trained generator against real images, with the real-vs-real floor "
-                     "beside each metric. FID/KID download InceptionV3's ImageNet weights once; "
+                     "beside each metric. FID/KID use the standard FID Inception network (the "
+                     "one published FIDs use; its weights are downloaded once, sha256-checked); "
                      "compare FID only at equal --n."))
     _add_generator_flags(evaluate)
     evaluate.add_argument("--data", default=None, help="real images (default: the run's own data)")
-    evaluate.add_argument("--metrics", default="swd", help="comma-separated: swd, fid, kid (default: swd)")
+    evaluate.add_argument("--metrics", default="swd",
+                          help=f"comma-separated: {', '.join(METRICS)} (default: swd)")
     evaluate.add_argument("--n", type=int, default=1024, help="images per set (default: 1024)")
     evaluate.add_argument("--out", default=None, help="results JSON (default: RUN/eval.json)")
-    evaluate.add_argument("--inception-weights", default="imagenet", choices=["imagenet", "none"],
-                          help="'none' uses an untrained InceptionV3 (offline smoke test only)")
+    evaluate.add_argument("--fid-network", default="fid", choices=FID_NETWORKS,
+                          help="fid: the standard FID Inception (default); keras: Keras' ImageNet "
+                               "InceptionV3, whose FIDs are NOT comparable with published ones")
+    evaluate.add_argument("--inception-weights", default=None, metavar="PATH_OR_URL",
+                          help="a local copy (or URL) of pt_inception-2015-12-05-6726825d.pth; "
+                               "'untrained' for random weights (a smoke test, not a score)")
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",
@@ -132,7 +140,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from dcgan.training import train
+    from dcgan.training import train  # lazy here and below: Keras takes seconds to import
 
     config = config_from_args(args)
     print(f"{'resuming' if args.resume else 'training'} preset {config.preset} on {config.data} "
@@ -151,7 +159,7 @@ def _generate(args: argparse.Namespace) -> None:
     if not args.out.lower().endswith(".png"):
         raise DcganError(f"--out {args.out}: must be a .png file")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-    from dcgan.training import generate
+    from dcgan.sampling import generate
 
     images = generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns,
                       seeds=seeds, ema=not args.raw)
@@ -177,11 +185,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _interpolate(args: argparse.Namespace) -> None:
-    if args.steps < 2:
-        raise DcganError(f"--steps {args.steps}: need at least 2")
     if not args.out.lower().endswith((".png", ".gif")):
         raise DcganError(f"--out {args.out}: must be a .png or .gif file")
-    from dcgan.training import interpolate
+    from dcgan.sampling import interpolate
 
     interpolate(args.checkpoint, args.seed_from, args.seed_to, steps=args.steps, out=args.out,
                 ema=not args.raw)
@@ -190,17 +196,16 @@ def _interpolate(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     metrics = tuple(m for m in args.metrics.replace(" ", "").split(",") if m)
-    unknown = [m for m in metrics if m not in ("swd", "fid", "kid")]
+    unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
-        raise DcganError(f"--metrics {args.metrics}: choose from swd, fid, kid")
+        raise DcganError(f"--metrics {args.metrics}: choose from {', '.join(METRICS)}")
     if args.n < 16:
         raise DcganError(f"--n {args.n}: need at least 16 images")
-    from dcgan.evaluate import summary
-    from dcgan.training import evaluate
+    from dcgan.evaluate import evaluate, summary
 
     results = evaluate(args.checkpoint, data=args.data, metrics=metrics, n=args.n, ema=not args.raw,
-                       out=args.out, inception_weights=None if args.inception_weights == "none"
-                       else args.inception_weights)
+                       out=args.out, fid_network=args.fid_network,
+                       inception_weights=args.inception_weights)
     print(summary(results))
 
 
@@ -222,7 +227,6 @@ def _setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet TF start-up logs
     args = build_parser().parse_args(argv)
     _setup_logging()
     try:

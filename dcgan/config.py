@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
 
 from dcgan.errors import ConfigError
 
-ARCHITECTURES = ("seed", "dcgan")
+# The lists of choices a field can take; validation, the command line and the code read these.
+# (Architectures are the registry in dcgan.models: a new one is one entry there.)
 LABEL_MODES = ("noise", "one_sided")
 JIT_MODES = ("auto", "true", "false")
+SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS}
+
+
+def policy_names(text: str) -> tuple[str, ...]:
+    """DiffAugment policy text -> names: 'color,translation' -> ('color', 'translation')."""
+    return tuple(p for p in text.replace(" ", "").split(",") if p)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Config:
     crop: int = -1  # centred square before resizing: -1 auto (CelebA 108/140 px), 0 short side, N px
     split: str = "all"  # CelebA's official split (all, train, valid, test)
     cache_dir: str = ""  # decoded-image cache; "" = $DCGAN_CACHE or ~/.cache/dcgan
+    min_image_side: int = -1  # skip smaller images: -1 = a quarter of image_size, 0 = keep all
     demo_images: int = 8192
     num_samples: int = 64  # images in each per-epoch sample grid
     checkpoint_every: int = 1  # epochs between full checkpoints (one is always saved at the end)
@@ -124,6 +133,9 @@ class Config:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"config field {name}={getattr(self, name)!r}: {why}")
 
+        # Lazy: dcgan.models needs Keras (seconds to import); a Config alone must not.
+        from dcgan.models import ARCHITECTURES
+
         if self.architecture not in ARCHITECTURES:
             raise bad("architecture", f"must be one of {', '.join(ARCHITECTURES)}")
         size = self.image_size
@@ -154,26 +166,25 @@ class Config:
                 raise bad(name, "must be in [0, 1)")
         if self.crop < -1:
             raise bad("crop", "must be -1 (auto), 0 (the short side) or a size in pixels")
-        if self.split not in ("all", "train", "valid", "test"):
-            raise bad("split", "must be one of all, train, valid, test")
-        policies = [p for p in self.diffaugment.replace(" ", "").split(",") if p]
-        if any(p not in ("color", "translation", "cutout") for p in policies):
-            raise bad("diffaugment", "must list color, translation and/or cutout (or be empty)")
-        if self.jit_compile not in JIT_MODES:
-            raise bad("jit_compile", f"must be one of {', '.join(JIT_MODES)}")
-        if self.label_mode not in LABEL_MODES:
-            raise bad("label_mode", f"must be one of {', '.join(LABEL_MODES)}")
+        if self.min_image_side < -1:
+            raise bad("min_image_side", "must be -1 (a quarter of image_size), 0 (keep all) or pixels")
+        for name, choices in FIELD_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise bad(name, f"must be one of {', '.join(choices)}")
+        if any(p not in DIFFAUGMENT_POLICIES for p in policy_names(self.diffaugment)):
+            raise bad("diffaugment", f"must list some of {', '.join(DIFFAUGMENT_POLICIES)} "
+                      "(or be empty)")
         for name in ("label_noise", "label_smoothing"):
             if not 0 <= getattr(self, name) < 0.5:
                 raise bad(name, "must be in [0, 0.5) so real and fake targets stay apart")
-        upsamplings = int(math.log2(size // 16))
-        if self.architecture == "seed" and upsamplings > len(self.g_transpose_widths):
-            raise bad("image_size", f"needs {upsamplings} upsampling layers but "
-                      f"g_transpose_widths has {len(self.g_transpose_widths)}")
-        if self.architecture == "dcgan" and 4 * 2 ** len(self.g_widths) != size:
-            raise bad("image_size", f"the dcgan architecture with {len(self.g_widths)} "
-                      f"g_widths makes {4 * 2 ** len(self.g_widths)}x{4 * 2 ** len(self.g_widths)} images")
+        problem = ARCHITECTURES[self.architecture].check(self)
+        if problem:
+            raise bad(*problem)
         return self
+
+    def resolved_min_image_side(self) -> int:
+        """Images whose short side is below this are skipped (0: none are)."""
+        return self.image_size // 4 if self.min_image_side < 0 else self.min_image_side
 
     # --------------------------------------------------------------- json i/o
     def to_dict(self) -> dict[str, Any]:

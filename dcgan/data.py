@@ -1,16 +1,18 @@
-"""Training data as a tf.data pipeline of float32 batches in [-1, 1].
+"""Training data: an image set (`count`, `size`, `read(indices)`) and the tf.data pipeline.
 
-Sources: `demo` (the built-in procedural faces, drawn in memory) or any image
-source `dcgan.sources` understands (folder, archive, glob, CelebA layouts),
-decoded once into a file cache (`dcgan.cache`) and read from there.
+An image set is either the built-in procedural faces (`data="demo"`, drawn in
+memory) or any source `dcgan.sources` understands (folder, archive, glob,
+CelebA layouts), decoded once into the file cache (`dcgan.cache`).  Training
+and evaluation read both the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dcgan.cache import open_cache
 from dcgan.config import Config
-from dcgan.demo_faces import demo_faces
+from dcgan.demo_faces import DemoImages
 from dcgan.errors import DataError
 from dcgan.sources import celeba_crop, open_source
 
@@ -24,22 +26,22 @@ def resolve_crop(config: Config, is_celeba: bool) -> int:
     return celeba_crop(config.image_size) if is_celeba else 0
 
 
-def open_image_cache(config: Config, progress: bool | None = None):
-    """The decoded-image cache for `config.data` (built on first use)."""
-    from dcgan.cache import open_cache
-
+def open_images(config: Config, at_least: int = 0, progress: bool | None = None):
+    """The image set for `config.data`: the demo faces (at least `at_least` of them, for
+    evaluation sets larger than the training set), or the decoded-image cache (built on
+    first use)."""
+    if config.data == "demo":
+        return DemoImages(max(config.demo_images, at_least), config.image_size, DEMO_DATA_SEED)
     source = open_source(config.data, config.split)
     return open_cache(source, config.image_size, resolve_crop(config, source.is_celeba),
-                      config.cache_dir or None, progress=progress)
+                      config.cache_dir or None, progress=progress,
+                      min_side=config.resolved_min_image_side())
 
 
 def load_real_images(config: Config, n: int | None = None) -> np.ndarray:
     """The first `n` training images as uint8 (n, size, size, 3), in data-set order."""
-    if config.data == "demo":
-        count = config.demo_images if n is None else min(n, config.demo_images)
-        return demo_faces(count, config.image_size, DEMO_DATA_SEED)
-    cache = open_image_cache(config)
-    return cache.read(np.arange(cache.count if n is None else min(n, cache.count)))
+    images = open_images(config)
+    return images.read(np.arange(images.count if n is None else min(n, images.count)))
 
 
 def epoch_index_batches(count: int, batch_size: int, seed: int, first_epoch: int = 0):
@@ -70,25 +72,18 @@ def make_dataset(config: Config, first_epoch: int = 0):
     """
     import tensorflow as tf
 
-    if config.data == "demo":
-        images = demo_faces(config.demo_images, config.image_size, DEMO_DATA_SEED)
-        count = len(images)
-        _check_count(config, count)
-        table = tf.constant(images)
-        read = lambda indices: tf.gather(table, indices)  # noqa: E731
-    else:
-        cache = open_image_cache(config)
-        count = cache.count
-        _check_count(config, count)
-        read = cache.tf_read(config.batch_size)
-    dataset = (epoch_index_batches(count, config.batch_size, config.seed, first_epoch)
-               .map(lambda i: tf.cast(read(i), tf.float32) / 127.5 - 1.0,
-                    num_parallel_calls=tf.data.AUTOTUNE)
-               .prefetch(tf.data.AUTOTUNE))
-    return dataset, count
-
-
-def _check_count(config: Config, count: int) -> None:
-    if count < config.batch_size:
-        raise DataError(f"{config.data}: {count} usable image(s), fewer than batch_size="
+    images = open_images(config)
+    if images.count < config.batch_size:
+        raise DataError(f"{config.data}: {images.count} usable image(s), fewer than batch_size="
                         f"{config.batch_size}; add images or lower --batch-size")
+    shape = (config.batch_size, images.size, images.size, 3)
+
+    def read(indices):
+        batch = tf.numpy_function(images.read, [indices], tf.uint8, stateful=False)
+        batch.set_shape(shape)
+        return tf.cast(batch, tf.float32) / 127.5 - 1.0
+
+    dataset = (epoch_index_batches(images.count, config.batch_size, config.seed, first_epoch)
+               .map(read, num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    return dataset, images.count

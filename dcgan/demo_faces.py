@@ -130,3 +130,15 @@ def _render(p: dict[str, np.ndarray], size: int) -> np.ndarray:
     img = paint(img, mouth, col("lips"))
 
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+class DemoImages:
+    """The built-in faces as an image set, answering like the decoded-image cache:
+    `count`, `size` and `read(indices)` -> uint8 (len(indices), size, size, 3)."""
+
+    def __init__(self, count: int, size: int, seed: int = 0):
+        self.images = demo_faces(count, size, seed)
+        self.count, self.size = count, size
+
+    def read(self, indices) -> np.ndarray:
+        return self.images[np.asarray(indices, np.int64).reshape(-1)]

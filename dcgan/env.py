@@ -1,8 +1,14 @@
-"""Where we are running: a notebook kernel (Jupyter, Colab) or a terminal."""
+"""Where we are running: notebook or terminal, and the versions and device (for reports)."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import sys
+from pathlib import Path
+
+from dcgan.io import atomic_write_text
 
 
 def in_notebook() -> bool:
@@ -15,3 +21,34 @@ def in_notebook() -> bool:
 def show_progress() -> bool:
     """Progress bars only where a person watches: a terminal or a notebook, not a CI log."""
     return sys.stderr.isatty() or in_notebook()
+
+
+def environment() -> dict:
+    """Versions, Keras backend and device, for reproducibility notes."""
+    import keras
+    import numpy as np
+
+    info = {"python": platform.python_version(), "keras": keras.__version__,
+            "numpy": np.__version__, "backend": keras.backend.backend(),
+            "machine": platform.machine(), "processor": platform.processor()}
+    try:
+        import tensorflow as tf
+    except ImportError:
+        info["device"] = f"CPU ({os.cpu_count()} cores)"
+        return info
+    info["tensorflow"] = tf.__version__
+    gpus = tf.config.list_physical_devices("GPU")
+    info["device"] = ", ".join(f"GPU {i}: {_gpu_name(tf, d)}" for i, d in enumerate(gpus)) \
+        or f"CPU ({os.cpu_count()} cores)"
+    return info
+
+
+def _gpu_name(tf, device) -> str:
+    try:  # e.g. "Tesla T4"; not every TF build reports details
+        return tf.config.experimental.get_device_details(device).get("device_name") or device.name
+    except Exception:  # noqa: BLE001 - a name is only nice to have
+        return device.name
+
+
+def write_environment(path: str | Path) -> None:
+    atomic_write_text(path, json.dumps(environment(), indent=1) + "\n")

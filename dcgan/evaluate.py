@@ -1,4 +1,5 @@
-"""Scoring generators: real and generated samples, metrics, the real-vs-real floor, logs."""
+"""Scoring generators: real and generated sample sets, metrics beside their real-vs-real
+floor, the `evaluate` command and periodic evaluation during training."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import keras
 import numpy as np
 
 from dcgan.config import Config
-from dcgan.data import DEMO_DATA_SEED, open_image_cache
-from dcgan.demo_faces import demo_faces
-from dcgan.errors import DataError
+from dcgan.data import open_images
+from dcgan.errors import DataError, DcganError
 from dcgan.gan import generate_images, latents_for
 from dcgan.images import to_uint8
+from dcgan.io import atomic_write_text
 from dcgan.metrics import evaluate_images
+from dcgan.run import RunPaths
+from dcgan.sampling import load_generator
 
 EVAL_LATENT_SEED = 424_242  # evaluation latents differ from training and sample latents
 log = logging.getLogger("dcgan.eval")
@@ -24,16 +27,13 @@ log = logging.getLogger("dcgan.eval")
 
 def real_sets(config: Config, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Two disjoint random sets of `n` real images (the second for the floor; None if too few)."""
-    if config.data == "demo":
-        images = demo_faces(max(2 * n, config.demo_images), config.image_size, DEMO_DATA_SEED)
-    else:
-        cache = open_image_cache(config)
-        order = np.random.default_rng(seed).permutation(cache.count)[:2 * n]
-        images = cache.read(np.sort(order))
-    if len(images) < n:
-        raise DataError(f"{config.data}: {len(images)} usable images, fewer than --n {n}")
-    images = images[np.random.default_rng(seed).permutation(len(images))]
-    return images[:n], (images[n:2 * n] if len(images) >= 2 * n else None)
+    images = open_images(config, at_least=2 * n)
+    if images.count < n:
+        raise DataError(f"{config.data}: {images.count} usable images, fewer than --n {n}")
+    order = np.random.default_rng(seed).permutation(images.count)[:2 * n]
+    chosen = images.read(np.sort(order))
+    chosen = chosen[np.random.default_rng(seed).permutation(len(chosen))]
+    return chosen[:n], (chosen[n:2 * n] if len(chosen) >= 2 * n else None)
 
 
 def fake_set(generator: keras.Model, n: int, seed: int = EVAL_LATENT_SEED) -> np.ndarray:
@@ -42,11 +42,40 @@ def fake_set(generator: keras.Model, n: int, seed: int = EVAL_LATENT_SEED) -> np
 
 
 def score(generator: keras.Model, real: np.ndarray, floor: np.ndarray | None, metrics=("swd",),
-          inception_weights: str | None = "imagenet") -> dict:
+          fid_network: str = "fid", inception_weights: str | None = None) -> dict:
     started = time.perf_counter()
     results = evaluate_images(real, fake_set(generator, len(real)), metrics=metrics, floor=floor,
-                              inception_weights=inception_weights)
+                              fid_network=fid_network, inception_weights=inception_weights)
     results["seconds"] = round(time.perf_counter() - started, 2)
+    return results
+
+
+def evaluate(checkpoint: str | Path, data: str | None = None, metrics=("swd",), n: int = 1024,
+             ema: bool = True, out: str | Path | None = None, fid_network: str = "fid",
+             inception_weights: str | None = None) -> dict:
+    """Score a saved generator against real images; write JSON (and the run's metrics.jsonl).
+
+    FID/KID use `fid_network` ("fid": the standard network, weights downloaded once or
+    `inception_weights`, a local copy; "keras": not comparable with published values).
+    """
+    generator = load_generator(checkpoint, ema=ema)
+    run = RunPaths(checkpoint) if Path(checkpoint).is_dir() else None
+    if run is not None and not run.config.exists():
+        run = None
+    if data is None and run is None:
+        raise DcganError(f"{checkpoint}: not a run folder; say which images to compare with: --data")
+    config = Config.from_json(run.config) if run else Config.from_preset("seed128")
+    size = int(generator.output_shape[1])
+    config = config.replace(data=data or config.data, image_size=size)
+    real, floor = real_sets(config, n)
+    results = {"checkpoint": str(checkpoint), "data": config.data, "generator": "ema" if ema else "raw",
+               **score(generator, real, floor, tuple(metrics), fid_network, inception_weights)}
+    if out is None and run is not None:
+        out = run.eval
+    if out is not None:
+        atomic_write_text(out, json.dumps(results, indent=1) + "\n")
+    if run is not None:
+        append_jsonl(run.metrics, results)
     return results
 
 
@@ -67,11 +96,14 @@ def summary(results: dict) -> str:
             floor = results.get(f"{key}_floor")
             floor = floor[0] if isinstance(floor, (list, tuple)) else floor
             parts.append(f"{key.upper()} {value:.4g}" + (f" (real-vs-real {floor:.4g})" if floor is not None else ""))
-    return ", ".join(parts) + f" on {results['n_fake']} images"
+    line = ", ".join(parts) + f" on {results['n_fake']} images"
+    if "fid_network" in results:  # every FID/KID number says which network scored it
+        line += f"; FID/KID by {results['fid_network']}"
+    return line
 
 
 class PeriodicEval(keras.callbacks.Callback):
-    """Every `every` epochs, score the sampling (EMA) generator; log to metrics.jsonl."""
+    """Every `every` epochs, score the sampling (EMA) generator; log to the run's metrics.jsonl."""
 
     def __init__(self, config: Config, every: int, n: int, path: str | Path, metrics=("swd",)):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Image helpers: value ranges, grids, PNG files."""
+"""Image helpers: value ranges, grids, PNG and GIF files, inline display."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import os
 
 import numpy as np
+from PIL import Image
 
-from dcgan.io import atomic_write_bytes
+from dcgan.io import atomic_path, atomic_write_bytes
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -40,8 +41,6 @@ def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> n
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 image to `path` as PNG, atomically."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
@@ -52,3 +51,26 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, columns: int | None =
     grid = make_grid(images, columns)
     save_png(path, grid)
     return grid
+
+
+def save_gif(path: str | os.PathLike, frames: list, durations_ms: int | list[int]) -> None:
+    """Write frames (uint8 arrays or PIL images) as a looping GIF, atomically."""
+    frames = [f if isinstance(f, Image.Image) else Image.fromarray(np.asarray(f, np.uint8))
+              for f in frames]
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=durations_ms, loop=0)
+
+
+def show_image(path: str | os.PathLike, title: str | None = None) -> None:
+    """Display a PNG inline with matplotlib (used inside notebooks)."""
+    import matplotlib.pyplot as plt  # pyplot only where something is shown: it picks a backend
+
+    image = np.asarray(Image.open(path))
+    fig = plt.figure(figsize=(6, 6 * image.shape[0] / image.shape[1]))
+    plt.imshow(image)
+    plt.axis("off")
+    if title:
+        plt.title(title)
+    plt.show()
+    plt.close(fig)

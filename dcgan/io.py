@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -61,3 +62,29 @@ def fsync_tree(folder: str | os.PathLike, files: bool = True) -> None:
                 with open(item, "rb") as f:
                     os.fsync(f.fileno())
     _fsync_dir(folder)
+
+
+def remove_stale_partials(folder: str | os.PathLike, pattern: str) -> None:
+    """Remove what interrupted writes left behind: entries matching `pattern` whose name
+    ends in `-PID` of a process that is gone (killed mid-write), or of this one (an earlier
+    write of ours that failed; callers never run this while they are writing)."""
+    for partial in Path(folder).glob(pattern):
+        pid_text = partial.name.rsplit("-", 1)[-1]
+        pid = int(pid_text) if pid_text.isdigit() else -1
+        if pid == os.getpid() or not _alive(pid):
+            if partial.is_dir() and not partial.is_symlink():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True

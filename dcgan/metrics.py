@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+METRICS = ("swd", "fid", "kid")
+FID_NETWORKS = ("fid", "keras")  # dcgan.inception: the standard FID Inception, Keras' InceptionV3
 _BINOMIAL = np.array([1, 4, 6, 4, 1], np.float64) / 16.0
 
 
@@ -99,27 +101,7 @@ def real_floor(images: np.ndarray, metric=sliced_wasserstein, seed: int = 0) -> 
 
 
 # --------------------------------------------------------------- FID and KID
-def inception_model(weights: str | None = "imagenet"):
-    """InceptionV3 up to its 2048-d average pool.  `weights=None` (untrained) works offline."""
-    import keras
-
-    return keras.applications.InceptionV3(include_top=False, pooling="avg", weights=weights,
-                                          input_shape=(299, 299, 3))
-
-
-def inception_features(images: np.ndarray, model=None, batch_size: int = 50) -> np.ndarray:
-    """2048-d pool features of uint8 images, resized to 299x299 (bilinear, antialiased)."""
-    import keras
-    import tensorflow as tf
-
-    model = model or inception_model()
-    features = []
-    for start in range(0, len(images), batch_size):
-        batch = tf.image.resize(tf.cast(images[start:start + batch_size], tf.float32), (299, 299),
-                                method="bilinear", antialias=True)
-        batch = keras.applications.inception_v3.preprocess_input(batch)  # -> [-1, 1]
-        features.append(keras.ops.convert_to_numpy(model(batch, training=False)))
-    return np.concatenate(features).astype(np.float64)
+# The feature networks (the standard FID Inception, Keras' InceptionV3) are in dcgan.inception.
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -159,22 +141,29 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, su
 
 
 def evaluate_images(real: np.ndarray, fake: np.ndarray, metrics=("swd",), floor: np.ndarray | None = None,
-                    inception_weights: str | None = "imagenet", seed: int = 0) -> dict:
+                    fid_network: str = "fid", inception_weights: str | None = None, seed: int = 0) -> dict:
     """Score uint8 `fake` against `real` with each metric; with `floor` (a second, disjoint real
-    set of the same size) also the real-vs-real value of each metric."""
+    set of the same size) also the real-vs-real value of each metric.
+
+    FID and KID use `fid_network` (see dcgan.inception): "fid", the standard network published
+    FIDs use, or "keras"; the results name it (`fid_network`) and say whether the values
+    compare with published ones (`fid_comparable`).
+    """
     results: dict = {"n_real": len(real), "n_fake": len(fake)}
-    unknown = set(metrics) - {"swd", "fid", "kid"}
+    unknown = set(metrics) - set(METRICS)
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}: choose swd, fid, kid")
+        raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}: choose {', '.join(METRICS)}")
     if "swd" in metrics:
         results["swd"] = sliced_wasserstein(real, fake, seed=seed)
         if floor is not None:
             results["swd_floor"] = sliced_wasserstein(real, floor, seed=seed)
     if {"fid", "kid"} & set(metrics):
-        model = inception_model(inception_weights)
-        real_f, fake_f = inception_features(real, model), inception_features(fake, model)
-        floor_f = inception_features(floor, model) if floor is not None else None
-        results["inception_weights"] = inception_weights or "untrained"
+        from dcgan.inception import feature_network  # Keras: only when FID/KID are asked for
+
+        network = feature_network(fid_network, inception_weights)
+        real_f, fake_f = network.features(real), network.features(fake)
+        floor_f = network.features(floor) if floor is not None else None
+        results["fid_network"], results["fid_comparable"] = network.name, network.comparable
         if "fid" in metrics:
             results["fid"] = round(frechet_distance(real_f, fake_f), 4)
             if floor_f is not None:

@@ -7,6 +7,8 @@ files load with `safe_mode=True` and need no custom objects.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import keras
 from keras import layers
@@ -14,18 +16,23 @@ from keras import layers
 from dcgan.config import Config
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """One registry entry: how to build both networks, and which configs they can't build."""
+
+    generator: Callable[[Config], keras.Model]
+    discriminator: Callable[[Config], keras.Model]
+    check: Callable[[Config], tuple[str, str] | None]  # (field, why) for a config it can't build
+
+
 def build_generator(config: Config) -> keras.Model:
     """Map a latent vector of size `config.latent_dim` to an image in [-1, 1]."""
-    if config.architecture == "seed":
-        return _seed_generator(config)
-    return _dcgan_generator(config)
+    return ARCHITECTURES[config.architecture].generator(config)
 
 
 def build_discriminator(config: Config) -> keras.Model:
     """Map an image to one logit; this project's convention is high = fake."""
-    if config.architecture == "seed":
-        return _seed_discriminator(config)
-    return _dcgan_discriminator(config)
+    return ARCHITECTURES[config.architecture].discriminator(config)
 
 
 # ---------------------------------------------------------------- seed models
@@ -62,6 +69,14 @@ def _seed_discriminator(c: Config) -> keras.Model:
     x = layers.Dropout(c.d_dropout)(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+def _seed_check(c: Config) -> tuple[str, str] | None:
+    upsamplings = int(math.log2(c.image_size // 16))
+    if upsamplings > len(c.g_transpose_widths):
+        return "image_size", (f"needs {upsamplings} upsampling layers but g_transpose_widths "
+                              f"has {len(c.g_transpose_widths)}")
+    return None
 
 
 # --------------------------------------------------------- Radford's DCGAN
@@ -110,6 +125,19 @@ def _dcgan_discriminator(c: Config) -> keras.Model:
                       dtype="float32", name="logit_conv")(x)
     logit = layers.Flatten(name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+def _dcgan_check(c: Config) -> tuple[str, str] | None:
+    side = 4 * 2 ** len(c.g_widths)
+    if side != c.image_size:
+        return "image_size", f"the dcgan architecture with {len(c.g_widths)} g_widths makes {side}x{side} images"
+    return None
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "seed": Architecture(_seed_generator, _seed_discriminator, _seed_check),
+    "dcgan": Architecture(_dcgan_generator, _dcgan_discriminator, _dcgan_check),
+}
 
 
 # ------------------------------------------------------------------ analysis

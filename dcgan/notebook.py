@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from dcgan.config import Config
+from dcgan.data import load_real_images
+from dcgan.download import download_celeba
+from dcgan.env import environment
 from dcgan.errors import DcganError
+from dcgan.images import save_grid, show_image
+from dcgan.models import build_discriminator, build_generator, count_macs
+from dcgan.run import RunPaths
+from dcgan.sampling import generate, interpolate
 
 log = logging.getLogger("dcgan")
 
@@ -24,8 +31,6 @@ def in_colab() -> bool:
 
 def report_environment() -> dict:
     """Print Python/TensorFlow/Keras versions and the device; warn clearly when there is no GPU."""
-    from dcgan.checkpoint import environment
-
     info = environment()
     print(f"Python {info['python']}, TensorFlow {info.get('tensorflow', '-')}, "
           f"Keras {info['keras']} ({info['backend']}), device: {info['device']}")
@@ -78,8 +83,6 @@ def prepare_data(source: str, local_folder: str = "data/celeba", fallback_to_dem
         return "demo"
     if source != "celeba":
         return source
-    from dcgan.download import download_celeba
-
     try:
         return str(download_celeba(local_folder, progress=True))
     except DcganError as e:
@@ -99,11 +102,7 @@ def make_config(preset: str, **values) -> Config:
 
 def show_real_images(config: Config, n: int = 64) -> None:
     """A grid of training images, as the model will see them (cropped and resized)."""
-    from dcgan.callbacks import show_image
-    from dcgan.data import load_real_images
-    from dcgan.images import save_grid
-
-    path = Path(config.out_dir) / "real_preview.png"
+    path = RunPaths(config.out_dir).real_preview
     path.parent.mkdir(parents=True, exist_ok=True)
     save_grid(path, load_real_images(config, n))
     show_image(path, f"training images: {config.data}")
@@ -111,8 +110,6 @@ def show_real_images(config: Config, n: int = 64) -> None:
 
 def show_models(config: Config) -> None:
     """Keras summaries of the generator and the discriminator."""
-    from dcgan.models import build_discriminator, build_generator, count_macs
-
     for model in (build_generator(config), build_discriminator(config)):
         model.summary()
         print(f"{model.name}: {count_macs(model) / 1e9:.3f} GMAC per image\n")
@@ -120,22 +117,19 @@ def show_models(config: Config) -> None:
 
 def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_to: int = 7) -> dict:
     """Loss curves, the progress GIF, a fresh grid and an interpolation; return their paths."""
-    from IPython.display import Image as IPythonImage
+    from IPython.display import Image as IPythonImage  # only inside a notebook kernel
     from IPython.display import display
 
-    from dcgan.callbacks import show_image
-    from dcgan.training import RunPaths, generate, interpolate
-
     paths = RunPaths(run)
-    files = {"losses": paths.root / "losses.png", "progress": paths.root / "progress.gif",
-             "faces": paths.root / "faces.png", "walk": paths.root / "walk.png"}
+    files = {"losses": paths.losses_plot, "progress": paths.progress_gif,
+             "faces": paths.faces, "walk": paths.walk}
     generate(run, n=n, seed=0, out=files["faces"])
     interpolate(run, seed_from, seed_to, steps=8, out=files["walk"])
     for name in ("losses", "faces", "walk"):
         show_image(files[name], name)
     if files["progress"].exists():
         display(IPythonImage(filename=str(files["progress"])))
-    generator = next((p for p in (paths.checkpoints / "generator_ema.keras", paths.generator)
+    generator = next((p for p in (paths.export("generator_ema"), paths.export("generator"))
                       if p.exists()), None)
     print(f"saved generator: {generator}\nrun folder: {paths.root}")
     return {k: str(v) for k, v in files.items()}

@@ -6,17 +6,20 @@ import csv
 import io
 from pathlib import Path
 
-from dcgan.io import atomic_path, atomic_write_bytes
+from matplotlib.figure import Figure  # no pyplot: works headless and inside notebooks
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from dcgan.images import save_gif
+from dcgan.io import atomic_write_bytes
 
 
-def plot_losses(csv_path: str | Path, out: str | Path) -> None:
-    """Plot d_loss/g_loss and mean D(real)/D(fake) per epoch from log.csv into a PNG."""
-    from matplotlib.figure import Figure  # no pyplot: works headless and inside notebooks
-
+def loss_figure(csv_path: str | Path) -> Figure | None:
+    """d_loss/g_loss and mean D(real)/D(fake) per epoch from log.csv (None before epoch 1)."""
     with open(csv_path, encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r.get("epoch")]
     if not rows:
-        return
+        return None
     epochs = [int(r["epoch"]) for r in rows]
     figure = Figure(figsize=(9, 3.5))
     losses, outputs = figure.subplots(1, 2)
@@ -28,24 +31,27 @@ def plot_losses(csv_path: str | Path, out: str | Path) -> None:
     outputs.set_ylim(0, 1)
     for axes in (losses, outputs):
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 1.25
         axes.legend()
         axes.grid(alpha=0.3)
     figure.tight_layout()
+    return figure
+
+
+def plot_losses(csv_path: str | Path, out: str | Path) -> None:
+    """Save `loss_figure(csv_path)` as a PNG at `out`."""
+    figure = loss_figure(csv_path)
+    if figure is None:
+        return
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     atomic_write_bytes(out, buffer.getvalue())
 
 
-def progress_gif(samples: str | Path, out: str | Path, frame_ms: int = 400) -> int:
-    """Assemble samples/epoch_*.png into an animated GIF; return the number of frames."""
-    from PIL import Image
-
-    frames = sorted(Path(samples).glob("epoch_*.png"))
-    if not frames:
+def progress_gif(grids: list[Path], out: str | Path, frame_ms: int = 400) -> int:
+    """Assemble the per-epoch sample grids into an animated GIF; return the number of frames."""
+    if not grids:
         return 0
-    images = [Image.open(p).convert("RGB") for p in frames]
-    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 4]  # linger on the newest
-    with atomic_path(out) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=durations, loop=0)
-    return len(images)
+    frames = [Image.open(p).convert("RGB") for p in grids]
+    save_gif(out, frames, [frame_ms] * (len(frames) - 1) + [frame_ms * 4])  # linger on the newest
+    return len(frames)

@@ -19,11 +19,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from dcgan.config import SPLITS
 from dcgan.errors import DataError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
-SPLITS = {"all": None, "train": "0", "valid": "1", "test": "2"}
+PARTITION_CODES = {"train": "0", "valid": "1", "test": "2"}  # list_eval_partition's column
 CELEBA_SIZE = (178, 218)  # width, height of aligned CelebA images
 
 
@@ -77,8 +78,12 @@ class Source:
             digest.update("\n".join(self.entries).encode())
         else:
             for entry in self.entries:
-                stat = os.stat(entry)
-                digest.update(f"{entry}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                try:
+                    stat = os.stat(entry)
+                except OSError:  # a broken link, or gone since listing: the build skips and names it
+                    digest.update(f"{entry}\0missing\n".encode())
+                else:
+                    digest.update(f"{entry}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]
 
     def display_name(self, entry: str) -> str:
@@ -97,8 +102,9 @@ def open_source(spec: str, split: str = "all") -> Source:
             raise DataError(f"{spec}: not a folder or a .zip/.tar archive of images")
         source = _archive_source(spec, path)
     elif any(ch in spec for ch in "*?["):
+        # Broken links stay in the list, so the build names them like other unreadable files.
         matches = sorted(p for p in glob.glob(spec, recursive=True)
-                         if os.path.isfile(p) and is_image_name(os.path.basename(p)))
+                         if not os.path.isdir(p) and is_image_name(os.path.basename(p)))
         source = Source(spec, "glob", matches)
     else:
         raise DataError(f"{spec}: no such file or folder; give --data demo, a folder, "
@@ -131,7 +137,8 @@ def _archive_source(spec: str, path: Path) -> Source:
                 names = [i.filename for i in z.infolist() if not i.is_dir()]
         else:
             with tarfile.open(path) as t:
-                names = [m.name for m in t.getmembers() if m.isfile()]
+                # Links stay in the list: the build names them if they lead nowhere.
+                names = [m.name for m in t.getmembers() if m.isfile() or m.issym() or m.islnk()]
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"{spec}: not a readable archive ({e})") from None
     entries = sorted(n for n in names if is_image_name(n))
@@ -151,7 +158,7 @@ def _apply_split(source: Source, split: str) -> list[str]:
         raise DataError(f"{source.spec}: split={split} needs list_eval_partition.csv (or .txt) "
                         "beside the images; use split=all")
     text = source.read(source.partition).decode("utf-8", "replace")
-    wanted = SPLITS[split]
+    wanted = PARTITION_CODES[split]
     keep = set()
     rows = csv.reader(io.StringIO(text)) if "," in text.splitlines()[0] else (
         line.split() for line in text.splitlines())

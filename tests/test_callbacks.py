@@ -6,6 +6,7 @@ from dcgan.env import in_notebook
 from dcgan.data import make_dataset
 from dcgan.gan import generate_images
 from dcgan.images import make_grid
+from dcgan.run import RunPaths
 from dcgan.training import build_gan
 
 
@@ -15,15 +16,16 @@ def test_grids_use_fixed_latents_and_checkpoints_are_written(tiny_demo, tmp_path
     gan = build_gan(tiny_demo)
     latents = np.random.default_rng(0).standard_normal((4, tiny_demo.latent_dim)).astype("float32")
     real = np.zeros((4, 16, 16, 3), np.uint8)
-    grid = SampleGrid(tmp_path / "samples", latents, real, show=True)  # show: the notebook path
+    paths = RunPaths(tmp_path)
+    grid = SampleGrid(paths, latents, real, show=True)  # show: the notebook path
     gan.fit(dataset, epochs=2, steps_per_epoch=2, verbose=0,
-            callbacks=[grid, Checkpointer(tmp_path / "ckpt", tiny_demo.replace(epochs=2), latents)])
+            callbacks=[grid, Checkpointer(paths, tiny_demo.replace(epochs=2), latents)])
     names = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert names == ["epoch_000.png", "epoch_001.png", "epoch_002.png", "real.png"]
     # The last grid is exactly the generator's output for the stored latents.
     np.testing.assert_array_equal(np.asarray(Image.open(grid.last_path)),
                                   make_grid(generate_images(gan.sampling_generator, latents)))
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+    assert sorted(p.name for p in paths.checkpoints.iterdir()) == [
         "ckpt-0001", "ckpt-0002", "discriminator.keras", "generator.keras", "generator_ema.keras"]
 
 

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,15 @@ TINY = ["--preset", "demo", "--image-size", "16", "--g-widths", "32,16", "--batc
         "--demo-images", "64", "--num-samples", "9"]
 
 
+def user_env():
+    """The environment a user's shell gives the CLI (no log-level variables set by the tests)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
 def run_cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "dcgan", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "dcgan", *args], cwd=cwd, env=user_env(),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -50,6 +58,32 @@ def test_train_writes_config_samples_checkpoints_and_losses(trained_run):
     assert (run / "checkpoints" / "discriminator.keras").stat().st_size > 0
     assert "d_loss" in result.stdout and "g_loss" in result.stdout
     assert len((run / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_no_library_log_lines_reach_the_user(trained_run):
+    from dcgan.quiet import NOISE
+
+    _, result = trained_run  # training with XLA on (the demo preset): the noisiest path
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if NOISE.match(line) or "XLA" in line or "cuda" in line] == []
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_killed_before_its_first_checkpoint_continues_with_resume(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dcgan", "train", *TINY, "--steps-per-epoch", "100000", "--out", "k"],
+        cwd=tmp_path, env=user_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "k" / "samples" / "epoch_000.png").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "k" / "checkpoints").exists()
+    result = run_cli("train", "--resume", "k", "--steps-per-epoch", "2", "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "k stopped before its first checkpoint; starting it again from its saved config" in result.stderr
+    assert (tmp_path / "k" / "checkpoints" / "ckpt-0001" / "meta.json").exists()
 
 
 def test_generate_from_a_run_folder_is_reproducible(trained_run):
@@ -155,3 +189,8 @@ def test_help_for_each_command(tmp_path):
     for command in ("train", "generate"):
         result = run_cli(command, "--help", cwd=tmp_path)
         assert result.returncode == 0 and "--out" in result.stdout
+    train = run_cli("train", "--help", cwd=tmp_path).stdout
+    assert "--label-mode {noise,one_sided}" in train and "--split {all,train,valid,test}" in train
+    wrong = run_cli("train", "--split", "dev", cwd=tmp_path)  # argparse's own one-line error
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "argument --split: invalid choice: 'dev'" in wrong.stderr

@@ -167,7 +167,7 @@ def test_path_traversal_entries_are_refused(tmp_path):
 def test_cli_download_from_url(server, tmp_path):
     root, url = server
     celeba_like_zip(root / "celeba.zip", count=2)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     command = [sys.executable, "-m", "dcgan", "download", "celeba", "--from", f"{url}/celeba.zip",
                "--to", "data/celeba"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -81,6 +81,7 @@ def _execute(tmp_path, epochs):
 def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path, monkeypatch):
     # The kernel imports this checkout of dcgan (CI installs it; this also covers a bare checkout).
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # as in a fresh Colab kernel
     notebook = _execute(tmp_path, epochs=1)
     run = tmp_path / "runs" / "nbtest"
     assert (run / "samples" / "epoch_001.png").exists()
@@ -88,6 +89,12 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path, monkeypatc
     assert (run / "faces.png").exists() and (run / "walk.png").exists()
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert "TensorFlow" in text and "GMAC" in text
+    stderr = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", [])
+                     if o.get("name") == "stderr")
+    from dcgan.quiet import NOISE
+
+    noise = [line for line in stderr.splitlines() if NOISE.match(line) or "XLA" in line]
+    assert noise == [], noise  # no red C++ log lines under the training cell
     images = sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", []))
     assert images >= 4  # real images, epoch grids, losses, faces, walk
     _execute(tmp_path, epochs=2)  # a re-run continues the same run

@@ -1,5 +1,6 @@
 """Training that never loses work: complete checkpoints, exact resume, kills, divergence, logs."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -13,9 +14,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from dcgan.checkpoint import list_checkpoints, read_meta, restore_checkpoint
+from dcgan.checkpoint import read_meta, restore_checkpoint
+from dcgan.run import list_checkpoints
 from dcgan.config import Config
-from dcgan.errors import CheckpointError, TrainingDiverged
+from dcgan.errors import CheckpointError, ConfigError, TrainingDiverged
 from dcgan.training import build_gan, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +84,58 @@ def test_resume_refuses_a_conflicting_config(tiny_demo, tmp_path):
         train(config.replace(out_dir=str(tmp_path / "none")), resume=True, progress=False)
 
 
+def test_overwrite_leaves_nothing_of_the_old_run_and_nothing_else_is_touched(tiny_demo, tmp_path):
+    from dcgan.evaluate import evaluate
+
+    run = tmp_path / "run"
+    config = _small(tiny_demo, epochs=2, eval_every=1, eval_images=16, out_dir=str(run))
+    train(config, progress=False)
+    evaluate(run, n=16)
+    (run / "tensorboard").mkdir()  # as --tensorboard true leaves it (the package is optional)
+    (run / "tensorboard" / "events.out.tfevents.1").write_bytes(b"x")
+    (run / "notes.txt").write_text("mine")  # things the user keeps in the folder
+    (run / "mine").mkdir()
+    (run / "mine" / "photo.png").write_bytes(b"x")
+    started = time.time_ns()
+    train(config.replace(epochs=1, eval_every=0), overwrite=True, progress=False)
+    assert not (run / "metrics.jsonl").exists() and not (run / "eval.json").exists()
+    assert not (run / "tensorboard").exists() and not (run / "checkpoints" / "ckpt-0002").exists()
+    assert len((run / "log.csv").read_text().splitlines()) == 2  # header + the new epoch 1
+    assert (run / "notes.txt").read_text() == "mine" and (run / "mine" / "photo.png").exists()
+    # Every other file in the folder was written by the new run.
+    old = [p for p in run.rglob("*") if p.is_file() and p.stat().st_mtime_ns < started
+           and p.name not in ("notes.txt", "photo.png")]
+    assert old == []
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_by_starting_again(tiny_demo, tmp_path,
+                                                                              caplog):
+    import logging
+
+    import keras
+
+    class Killed(Exception):
+        pass
+
+    class KillAtFirstStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise Killed
+
+    run = tmp_path / "run"
+    config = _small(tiny_demo, epochs=2, out_dir=str(run))
+    with pytest.raises(Killed):
+        train(config, callbacks=[KillAtFirstStep()], progress=False)
+    assert (run / "config.json").exists() and not list_checkpoints(run / "checkpoints")
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        train(config, progress=False)
+    caplog.set_level(logging.INFO, logger="dcgan")
+    _, history = train(config, resume=True, progress=False)
+    assert history.epoch == [0, 1]
+    lines = [r.getMessage() for r in caplog.records if "first checkpoint" in r.getMessage()]
+    assert lines == [f"{run} stopped before its first checkpoint; starting it again from its saved config"]
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["ckpt-0001", "ckpt-0002"]
+
+
 def test_divergence_stops_with_one_clear_message(tiny_demo, tmp_path):
     config = _small(tiny_demo, epochs=3, d_learning_rate=1e30, g_learning_rate=1e30,
                     out_dir=str(tmp_path / "run"))
@@ -110,7 +164,8 @@ KILL_FLAGS = ["--preset", "seed128", "--image-size", "32", "--seed-channels", "5
 
 
 def _start(args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.Popen([sys.executable, "-m", "dcgan", "train", *args], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -195,3 +250,11 @@ def test_periodic_evaluation_logs_swd(tiny_demo, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert all(r["swd"]["swd_x1e3_avg"] > 0 and r["n_fake"] == 32 for r in records)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None,
+                    reason="TensorBoard is installed here")
+def test_tensorboard_without_the_package_is_one_clear_line(tiny_demo, tmp_path):
+    with pytest.raises(ConfigError, match="pip install tensorboard"):
+        train(_small(tiny_demo, tensorboard=True, out_dir=str(tmp_path / "run")), progress=False)
+    assert not (tmp_path / "run").exists()

@@ -167,7 +167,7 @@ def test_a_build_killed_midway_does_not_break_the_next_run(tmp_path):
     for i in range(1500):
         Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
     cache_root = tmp_path / "cache"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(folder), str(cache_root)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -203,3 +203,62 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path):
     again = open_cache(open_source(str(folder)), 16, 0, tmp_path / "cache", progress=False)
     assert again.count == 4 and again.path.stat().st_size == 4 * 16 * 16 * 3
     assert json.loads(again.path.with_suffix(".json").read_text())["count"] == 4
+
+
+def _four_images(folder):
+    folder.mkdir(parents=True)
+    for i in range(4):
+        _solid((i * 60, 30, 30)).save(folder / f"{i}.png")
+
+
+def _skipped(cache):
+    return {Path(name).name: reason for name, reason in cache.meta["skipped"]}
+
+
+def test_broken_links_and_vanished_files_are_skipped_and_named(tmp_path, caplog):
+    folder = tmp_path / "imgs"
+    _four_images(folder)
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")  # a dangling link
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")  # a link to itself: stat fails
+    (folder / "later.png").write_bytes((folder / "0.png").read_bytes())
+    source = open_source(str(folder))
+    (folder / "later.png").unlink()  # vanishes between listing and reading
+    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    cache = open_cache(source, 16, 0, tmp_path / "cache", progress=False)
+    assert cache.count == 4
+    skipped = _skipped(cache)
+    assert sorted(skipped) == ["gone.png", "later.png", "loop.jpg"]
+    assert "missing" in skipped["gone.png"] and "missing" in skipped["later.png"]
+    assert [r.message for r in caplog.records if r.message.startswith("skipped ")] == [
+        "skipped 3 of 7 files: gone.png, later.png, loop.jpg"]
+    # The same through a glob and through a tar archive holding a link that leads nowhere.
+    globbed = open_cache(open_source(str(folder / "*.png")), 16, 0, tmp_path / "cache", progress=False)
+    assert globbed.count == 4 and sorted(_skipped(globbed)) == ["gone.png"]
+    with tarfile.open(tmp_path / "faces.tar", "w") as t:
+        for i in range(4):
+            t.add(folder / f"{i}.png", arcname=f"faces/{i}.png")
+        link = tarfile.TarInfo("faces/dangling.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "faces/not-there.png"
+        t.addfile(link)
+    archived = open_cache(open_source(str(tmp_path / "faces.tar")), 16, 0, tmp_path / "cache",
+                          progress=False)
+    assert archived.count == 4 and sorted(_skipped(archived)) == ["dangling.png"]
+
+
+def test_images_far_below_the_training_size_are_skipped_unless_asked(tmp_path, caplog):
+    folder = tmp_path / "imgs"
+    _four_images(folder)  # 24x20: short side 20
+    _solid((9, 9, 9), size=(1, 1)).save(folder / "dot.png")
+    _solid((9, 9, 9), size=(40, 7)).save(folder / "sliver.jpg", quality=95)
+    _solid((9, 9, 9), size=(8, 8)).convert("CMYK").save(folder / "tiny-cmyk.jpg")  # Pillow's path
+    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    config = _config(tmp_path, folder, image_size=32, g_widths=(64, 32, 16))  # floor: 32 // 4 = 8
+    images = load_real_images(config)
+    assert len(images) == 5  # the four 24x20 images and the 8x8 one (exactly at the floor)
+    cache = open_cache(open_source(str(folder)), 32, 0, tmp_path / "cache", progress=False, min_side=8)
+    assert sorted(_skipped(cache)) == ["dot.png", "sliver.jpg"]
+    assert "too small (1 px" in _skipped(cache)["dot.png"]
+    assert "--min-image-side 0" in _skipped(cache)["dot.png"]
+    assert any(r.message.startswith("skipped 2 of 7 files: ") for r in caplog.records)
+    assert len(load_real_images(config.replace(min_image_side=0))) == 7  # kept when asked
+    assert len(load_real_images(config.replace(min_image_side=21))) == 0  # every short side < 21
