@@ -57,12 +57,9 @@ def child(args) -> None:
     start = time.perf_counter()
     cache = open_cache(source, args.size, crop, args.cache, progress=False)
     first = time.perf_counter() - start
-    from dcgan.data import epoch_index_batches
+    from dcgan.data import batches
 
-    read = cache.tf_read(args.batch)
-    epoch = (epoch_index_batches(cache.count, args.batch, seed=0)
-             .map(lambda i: tf.cast(read(i), tf.float32) / 127.5 - 1.0, num_parallel_calls=tf.data.AUTOTUNE)
-             .prefetch(tf.data.AUTOTUNE).take(cache.count // args.batch))
+    epoch = batches(cache, args.batch, seed=0).take(cache.count // args.batch)
     batches = 0
     start = time.perf_counter()
     for _ in epoch:

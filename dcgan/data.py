@@ -50,7 +50,7 @@ def epoch_index_batches(count: int, batch_size: int, seed: int, first_epoch: int
     Epoch e's order is a stateless permutation of (seed, e), so a run resumed at
     epoch e sees exactly the batches an uninterrupted run would have.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: seconds to import, and only training needs it
 
     last = tf.constant(count - 1, tf.int64)
 
@@ -70,20 +70,24 @@ def make_dataset(config: Config, first_epoch: int = 0):
     dropped), so every training step sees the same shape; epoch e's order
     depends only on (config.seed, e).
     """
-    import tensorflow as tf
-
     images = open_images(config)
     if images.count < config.batch_size:
         raise DataError(f"{config.data}: {images.count} usable image(s), fewer than batch_size="
                         f"{config.batch_size}; add images or lower --batch-size")
-    shape = (config.batch_size, images.size, images.size, 3)
+    return batches(images, config.batch_size, config.seed, first_epoch), images.count
+
+
+def batches(images, batch_size: int, seed: int, first_epoch: int = 0):
+    """Endless tf.data batches of float32 images in [-1, 1] from an image set, epoch by epoch."""
+    import tensorflow as tf  # lazy: seconds to import, and only training needs it
+
+    shape = (batch_size, images.size, images.size, 3)
 
     def read(indices):
         batch = tf.numpy_function(images.read, [indices], tf.uint8, stateful=False)
         batch.set_shape(shape)
         return tf.cast(batch, tf.float32) / 127.5 - 1.0
 
-    dataset = (epoch_index_batches(images.count, config.batch_size, config.seed, first_epoch)
-               .map(read, num_parallel_calls=tf.data.AUTOTUNE)
-               .prefetch(tf.data.AUTOTUNE))
-    return dataset, images.count
+    return (epoch_index_batches(images.count, batch_size, seed, first_epoch)
+            .map(read, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

@@ -139,6 +139,10 @@ def test_evaluate_writes_swd_with_its_floor(trained_run):
     assert len((cwd / "runs/tiny/metrics.jsonl").read_text().splitlines()) == 1
     assert_one_line_error(run_cli("evaluate", "--checkpoint", "runs/tiny", "--metrics", "is", cwd=cwd),
                           "--metrics is")
+    (cwd / "copy.pth").write_bytes(b"a damaged copy")
+    assert_one_line_error(run_cli("evaluate", "--checkpoint", "runs/tiny", "--metrics", "fid",
+                                  "--inception-weights", "copy.pth", cwd=cwd),
+                          "copy.pth", "sha256", "FID weights")
 
 
 def test_resume_from_the_command_line(trained_run):

@@ -67,12 +67,13 @@ def test_kid_is_near_zero_for_the_same_distribution_and_positive_otherwise():
     assert abs(same) < 0.02 and shifted > 10 * max(abs(same), 1e-3)
 
 
-def test_fid_and_kid_pipeline_end_to_end_offline(faces):
-    """An untrained InceptionV3 exercises resizing to 299, features and both metrics offline."""
+@pytest.mark.parametrize("network", ["fid", "keras"])
+def test_fid_and_kid_pipeline_end_to_end_offline(faces, network):
+    """Untrained networks exercise resizing to 299, features and both metrics offline."""
     noise = np.random.default_rng(0).integers(0, 256, faces[:12].shape).astype(np.uint8)
     results = evaluate_images(faces[:12], noise, metrics=("fid", "kid"), floor=faces[12:24],
-                              inception_weights=None)
-    assert results["inception_weights"] == "untrained"
+                              fid_network=network, inception_weights="untrained")
+    assert "untrained" in results["fid_network"] and results["fid_comparable"] is False
     assert results["fid"] > results["fid_floor"] >= 0
     assert results["kid"][0] > results["kid_floor"][0]
     with pytest.raises(ValueError, match="unknown metric"):
