@@ -218,7 +218,7 @@ def _decode_with_tensorflow(source: Source, size: int, crop: int):
 
 def _crop_window(height, width, crop):
     """A centred square: `crop` px (or the short side, if crop is 0 or larger)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: see _decode_with_tensorflow
 
     side = tf.minimum(height, width)
     if crop > 0:
@@ -229,7 +229,7 @@ def _crop_window(height, width, crop):
 def tf_decode(data, size: int, crop: int):
     """Encoded bytes -> (uint8 (size, size, 3), the original short side): centre crop, then an
     antialiased resize."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: see _decode_with_tensorflow
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(data)

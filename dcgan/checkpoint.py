@@ -36,7 +36,7 @@ PARTIAL_PATTERN = ".ckpt-*.partial-*"
 
 
 def _tf_checkpoint(gan):
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: the checkpoint format is TensorFlow's (only that backend trains)
 
     parts = dict(generator=gan.generator, discriminator=gan.discriminator,
                  d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,

@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
+from dcgan.download import download_celeba
 from dcgan.errors import DcganError
 from dcgan.metrics import FID_NETWORKS, METRICS
 
@@ -159,7 +160,7 @@ def _generate(args: argparse.Namespace) -> None:
     if not args.out.lower().endswith(".png"):
         raise DcganError(f"--out {args.out}: must be a .png file")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-    from dcgan.sampling import generate
+    from dcgan.sampling import generate  # lazy: Keras
 
     images = generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns,
                       seeds=seeds, ema=not args.raw)
@@ -187,7 +188,7 @@ def parse_seeds(text: str) -> list[int]:
 def _interpolate(args: argparse.Namespace) -> None:
     if not args.out.lower().endswith((".png", ".gif")):
         raise DcganError(f"--out {args.out}: must be a .png or .gif file")
-    from dcgan.sampling import interpolate
+    from dcgan.sampling import interpolate  # lazy: Keras
 
     interpolate(args.checkpoint, args.seed_from, args.seed_to, steps=args.steps, out=args.out,
                 ema=not args.raw)
@@ -201,7 +202,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise DcganError(f"--metrics {args.metrics}: choose from {', '.join(METRICS)}")
     if args.n < 16:
         raise DcganError(f"--n {args.n}: need at least 16 images")
-    from dcgan.evaluate import evaluate, summary
+    from dcgan.evaluate import evaluate, summary  # lazy: Keras
 
     results = evaluate(args.checkpoint, data=args.data, metrics=metrics, n=args.n, ema=not args.raw,
                        out=args.out, fid_network=args.fid_network,
@@ -210,8 +211,6 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
-    from dcgan.download import download_celeba
-
     folder = download_celeba(args.to, source=args.source, sha256=args.sha256,
                              progress=sys.stderr.isatty())
     print(f"CelebA is in {folder}; train with: python -m dcgan train --data {folder}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from dcgan.errors import ConfigError
+from dcgan.io import atomic_write_text
 
 # The lists of choices a field can take; validation, the command line and the code read these.
 # (Architectures are the registry in dcgan.models: a new one is one entry there.)
@@ -192,7 +193,6 @@ class Config:
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write this config to `path` (atomically)."""
-        from dcgan.io import atomic_write_text
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod

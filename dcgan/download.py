@@ -23,6 +23,8 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from tqdm.auto import tqdm
+
 from dcgan.errors import DataError
 from dcgan.io import atomic_write_text
 from dcgan.sources import is_archive
@@ -187,7 +189,7 @@ def _extract_tar(archive: Path, root: Path) -> list[str]:
 def _kaggle_download(target: Path) -> Path:
     """Fetch CelebA with kagglehub; return where its files are (`target`, or Colab's mount)."""
     try:
-        import kagglehub
+        import kagglehub  # lazy: only the Kaggle path needs it (and its HTTP stack)
     except ImportError:
         raise DataError("kagglehub is not installed: pip install kagglehub "
                         "(or pass --from with a copy of the CelebA zip)") from None
@@ -220,8 +222,6 @@ def _kaggle_download(target: Path) -> Path:
 
 
 def _copy_with_progress(src, dst, total, name, progress) -> None:
-    from tqdm.auto import tqdm
-
     with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress,
               leave=False) as bar:
         while chunk := src.read(1 << 20):

@@ -8,6 +8,8 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from dcgan.io import atomic_write_text
 
 
@@ -25,14 +27,13 @@ def show_progress() -> bool:
 
 def environment() -> dict:
     """Versions, Keras backend and device, for reproducibility notes."""
-    import keras
-    import numpy as np
+    import keras  # lazy: seconds to import; env.py is also used where Keras is not needed
 
     info = {"python": platform.python_version(), "keras": keras.__version__,
             "numpy": np.__version__, "backend": keras.backend.backend(),
             "machine": platform.machine(), "processor": platform.processor()}
     try:
-        import tensorflow as tf
+        import tensorflow as tf  # optional: not every backend's runtime has it
     except ImportError:
         info["device"] = f"CPU ({os.cpu_count()} cores)"
         return info

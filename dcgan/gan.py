@@ -163,7 +163,7 @@ class DCGAN(keras.Model):
         if backend != "tensorflow":
             raise NotImplementedError(
                 f"DCGAN training supports the tensorflow backend; KERAS_BACKEND is {backend!r}")
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: the one backend-specific piece
 
         with tf.GradientTape() as tape:
             loss, aux = loss_fn()

@@ -64,7 +64,7 @@ def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs
         print("USE_DRIVE is on but this is not Colab; writing runs to the local folder "
               f"'{local}' instead")
         return local
-    from google.colab import drive
+    from google.colab import drive  # exists only in Colab
 
     drive.mount(mount_point)  # asks the user to authorise Drive once per session
     root = Path(mount_point) / "MyDrive" / drive_folder
