@@ -252,7 +252,7 @@ def test_images_far_below_the_training_size_are_skipped_unless_asked(tmp_path, c
     _solid((9, 9, 9), size=(40, 7)).save(folder / "sliver.jpg", quality=95)
     _solid((9, 9, 9), size=(8, 8)).convert("CMYK").save(folder / "tiny-cmyk.jpg")  # Pillow's path
     caplog.set_level(logging.WARNING, logger="dcgan.data")
-    config = _config(tmp_path, folder, image_size=32, g_widths=(64, 32, 16))  # floor: 32 // 4 = 8
+    config = _config(tmp_path, folder).replace(image_size=32, g_widths=(64, 32, 16))  # floor 8
     images = load_real_images(config)
     assert len(images) == 5  # the four 24x20 images and the 8x8 one (exactly at the floor)
     cache = open_cache(open_source(str(folder)), 32, 0, tmp_path / "cache", progress=False, min_side=8)
