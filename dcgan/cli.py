@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
 from dcgan.download import download_celeba
+from dcgan.env import check_backend
 from dcgan.errors import DcganError
 from dcgan.metrics import FID_NETWORKS, METRICS
 
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging()
     try:
+        if args.command != "download":
+            check_backend()
         commands = {"train": _train, "generate": _generate, "interpolate": _interpolate,
                     "evaluate": _evaluate, "download": _download}
         commands[args.command](args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.errors import DcganError
 from dcgan.io import atomic_write_text
 
 
@@ -23,6 +25,24 @@ def in_notebook() -> bool:
 def show_progress() -> bool:
     """Progress bars only where a person watches: a terminal or a notebook, not a CI log."""
     return sys.stderr.isatty() or in_notebook()
+
+
+# Keras backends and the package each one needs.
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
+                    "openvino": "openvino"}
+
+
+def check_backend() -> str:
+    """The Keras backend asked for by KERAS_BACKEND (default tensorflow); DcganError, one line,
+    when it is unknown or its package is not installed (instead of an ImportError traceback)."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in BACKEND_PACKAGES:
+        raise DcganError(f"KERAS_BACKEND={backend}: choose one of {', '.join(BACKEND_PACKAGES)}")
+    package = BACKEND_PACKAGES[backend]
+    if importlib.util.find_spec(package) is None:
+        raise DcganError(f"KERAS_BACKEND={backend} needs the {package} package: pip install "
+                         f"{package}, or unset KERAS_BACKEND to use TensorFlow")
+    return backend
 
 
 def environment() -> dict:

@@ -25,6 +25,7 @@ import numpy as np
 from keras import layers
 
 from dcgan.download import fetch
+from dcgan.env import show_progress
 from dcgan.errors import DataError
 from dcgan.metrics import FID_NETWORKS
 from dcgan.pth import load_state_dict
@@ -89,7 +90,7 @@ def fid_weights_file(source: str | None = None, sha256: str | None = FID_WEIGHTS
     folder = Path(cache_dir) if cache_dir else _keras_cache()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return fetch(source or FID_WEIGHTS_URL, folder, sha256=sha256, progress=False)
+        return fetch(source or FID_WEIGHTS_URL, folder, sha256=sha256, progress=show_progress())
     except DataError as e:
         raise DataError(f"FID weights: {e}; FID/KID need the standard network's weights "
                         "(or --fid-network keras, whose values are not comparable with "

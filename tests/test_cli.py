@@ -1,5 +1,6 @@
 """The command line end to end, in a temporary folder, as a user runs it."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -198,3 +199,17 @@ def test_help_for_each_command(tmp_path):
     wrong = run_cli("train", "--split", "dev", cwd=tmp_path)  # argparse's own one-line error
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     assert "argument --split: invalid choice: 'dev'" in wrong.stderr
+
+
+def test_a_backend_that_cannot_train_or_is_missing_is_one_line(tmp_path):
+    cases = [("cobol", ["KERAS_BACKEND=cobol", "choose one of"])]
+    if importlib.util.find_spec("torch"):  # installed: training refuses it (for now)
+        cases.append(("torch", ["TensorFlow backend", "'torch'"]))
+    if not importlib.util.find_spec("openvino"):  # a real Keras backend, not installed here
+        cases.append(("openvino", ["KERAS_BACKEND=openvino", "pip install openvino"]))
+    for backend, words in cases:
+        result = subprocess.run([sys.executable, "-m", "dcgan", "train", *TINY, "--out", "b"],
+                                cwd=tmp_path, env=dict(user_env(), KERAS_BACKEND=backend),
+                                capture_output=True, text=True, timeout=300)
+        assert_one_line_error(result, *words)
+        assert not (tmp_path / "b").exists()  # nothing written

@@ -262,3 +262,24 @@ def test_images_far_below_the_training_size_are_skipped_unless_asked(tmp_path, c
     assert any(r.message.startswith("skipped 2 of 7 files: ") for r in caplog.records)
     assert len(load_real_images(config.replace(min_image_side=0))) == 7  # kept when asked
     assert len(load_real_images(config.replace(min_image_side=21))) == 0  # every short side < 21
+
+
+def test_an_older_format_cache_is_removed_when_its_successor_is_built(tmp_path, caplog):
+    folder = tmp_path / "imgs"
+    _four_images(folder)
+    root = tmp_path / "cache"
+    cache = open_cache(open_source(str(folder)), 16, 0, root, progress=False)
+    # Make it look like a cache written by the previous format (version 1, another key).
+    meta = json.loads(cache.path.with_suffix(".json").read_text())
+    (root / "old.json").write_text(json.dumps({**meta, "version": 1}))
+    cache.path.rename(root / "old.u8")
+    cache.path.with_suffix(".json").unlink()
+    other = dict(meta, version=1, source="elsewhere")  # another source's old cache stays
+    (root / "other.json").write_text(json.dumps(other))
+    (root / "other.u8").write_bytes(b"\0" * 10)
+    caplog.set_level(logging.INFO, logger="dcgan.data")
+    rebuilt = open_cache(open_source(str(folder)), 16, 0, root, progress=False)
+    assert rebuilt.count == 4
+    assert not (root / "old.u8").exists() and not (root / "old.json").exists()
+    assert (root / "other.u8").exists() and (root / "other.json").exists()
+    assert any("removed old.u8, an older-format cache" in r.getMessage() for r in caplog.records)
