@@ -63,14 +63,14 @@ def epoch_index_batches(count: int, batch_size: int, seed: int, first_epoch: int
     return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
 
 
-def make_dataset(config: Config, first_epoch: int = 0):
+def make_dataset(config: Config, first_epoch: int = 0, images=None):
     """Return (dataset, image_count): endless shuffled batches of float32 images in [-1, 1].
 
     Batches have exactly `config.batch_size` images (each epoch's remainder is
     dropped), so every training step sees the same shape; epoch e's order
-    depends only on (config.seed, e).
+    depends only on (config.seed, e).  `images`: the image set, if already open.
     """
-    images = open_images(config)
+    images = images if images is not None else open_images(config)
     if images.count < config.batch_size:
         raise DataError(f"{config.data}: {images.count} usable image(s), fewer than batch_size="
                         f"{config.batch_size}; add images or lower --batch-size")

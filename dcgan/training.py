@@ -11,7 +11,7 @@ import numpy as np
 from dcgan.callbacks import Checkpointer, DivergenceGuard, EpochLog, ProgressBar, SampleGrid
 from dcgan.checkpoint import restore_checkpoint
 from dcgan.config import Config
-from dcgan.data import load_real_images, make_dataset
+from dcgan.data import make_dataset, open_images
 from dcgan.errors import ConfigError
 from dcgan.env import write_environment
 from dcgan.evaluate import PeriodicEval
@@ -82,14 +82,15 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
             log.info("%s has already trained %d of %d epochs; pass --epochs N to go on",
                      paths.root, initial_epoch, config.epochs)
             return gan, None
-    dataset, count = make_dataset(config, first_epoch=initial_epoch)
+    images = open_images(config)  # once: opening a large source stats every file
+    dataset, count = make_dataset(config, first_epoch=initial_epoch, images=images)
     paths.root.mkdir(parents=True, exist_ok=True)
     config.to_json(paths.config)
     write_environment(paths.environment)
     if checkpoint is None:
         latents = sample_latents(config, paths)
     steps = config.steps_per_epoch or count // config.batch_size
-    real = load_real_images(config, config.num_samples)
+    real = images.read(np.arange(min(config.num_samples, count)))
     all_callbacks = [
         DivergenceGuard(paths.checkpoints, steps),
         SampleGrid(paths, latents, real, show=show_samples),
