@@ -37,22 +37,8 @@ def install() -> None:
 
 
 def filter_noise(text: str) -> str:
-    """`text` without the C++ log lines (and their continuation lines)."""
-    kept, dropping = [], False
-    for line in text.splitlines(keepends=True):
-        if NOISE.match(line):
-            dropping = True
-            continue
-        # A dropped line's message may go on over lines that start without a prefix.
-        if dropping and line.strip() and not line[:1].isspace() and _looks_continued(line):
-            continue
-        dropping = False
-        kept.append(line)
-    return "".join(kept)
-
-
-def _looks_continued(line: str) -> bool:
-    return line.startswith(("AVX", "SSE", "FMA", "rebuild TensorFlow"))
+    """`text` without the C++ log lines."""
+    return "".join(line for line in text.splitlines(keepends=True) if not NOISE.match(line))
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
