@@ -2,9 +2,11 @@
 
 A checkpoint is a folder `checkpoints/ckpt-EEEE/` holding:
 
-- `state.index` + `state.data-*`: a `tf.train.Checkpoint` of generator, its
-  EMA copy, discriminator, both optimizers (moments and iteration counts) and
-  the GAN's random-generator state;
+- `state.npz`: every variable of the generator, its EMA copy, the
+  discriminator (weights and BatchNorm statistics), both optimizers (moments,
+  iteration counts, loss scale) and the GAN's random-generator state, as
+  numpy arrays named `part/index` (backend-neutral: a checkpoint written on
+  TensorFlow resumes on JAX or PyTorch and back);
 - `latents.npy`: the fixed sample latents; `config.json`: the run's config;
 - `meta.json`: epoch, optimizer steps, time, library versions (written last).
 
@@ -23,6 +25,7 @@ import shutil
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from dcgan.config import Config
@@ -35,8 +38,52 @@ log = logging.getLogger("dcgan.train")
 PARTIAL_PATTERN = ".ckpt-*.partial-*"
 
 
+STATE_FILE = "state.npz"
+TF_STATE_INDEX = "state.index"  # checkpoints before the backend-neutral format (dcgan 0.1)
+
+
+def state_parts(gan) -> dict[str, list]:
+    """The variables a checkpoint holds, by part, in a fixed order."""
+    parts = {"generator": gan.generator.weights, "discriminator": gan.discriminator.weights,
+             "d_optimizer": gan.d_optimizer.variables, "g_optimizer": gan.g_optimizer.variables,
+             "seed": [gan.seed_generator.state]}
+    if gan.ema_generator is not None:
+        parts["ema_generator"] = gan.ema_generator.weights
+    return parts
+
+
+def _write_state(path: Path, gan) -> None:
+    arrays = {f"{part}/{i:04d}": np.asarray(keras.ops.convert_to_numpy(v.value))
+              for part, variables in state_parts(gan).items() for i, v in enumerate(variables)}
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _read_state(path: Path, gan) -> None:
+    """Assign every variable from `path`; ValueError naming the first mismatch."""
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = dict(stored)
+    assignments = []
+    for part, variables in state_parts(gan).items():
+        saved = sorted(k for k in arrays if k.startswith(part + "/"))
+        if len(saved) != len(variables):
+            raise ValueError(f"{part} has {len(saved)} variables saved, the model {len(variables)}")
+        for variable, key in zip(variables, saved):
+            value = arrays.pop(key)
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(f"{key} ({variable.path}) is {value.shape} saved, "
+                                 f"{tuple(variable.shape)} in the model")
+            assignments.append((variable, value))
+    if arrays:
+        raise ValueError(f"{len(arrays)} saved variables have no place in the model "
+                         f"(e.g. {next(iter(arrays))})")
+    for variable, value in assignments:  # all checked first: nothing half-restored
+        variable.assign(value)
+
+
 def _tf_checkpoint(gan):
-    import tensorflow as tf  # lazy: the checkpoint format is TensorFlow's (only that backend trains)
+    """The TensorFlow-format checkpoint of dcgan 0.1 (read only, for older runs)."""
+    import tensorflow as tf  # lazy: only older runs, only on TensorFlow
 
     parts = dict(generator=gan.generator, discriminator=gan.discriminator,
                  d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,
@@ -63,11 +110,11 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
     partial.mkdir()
     started = time.perf_counter()
     try:
-        _tf_checkpoint(gan).write(str(partial / "state"))
+        _write_state(partial / STATE_FILE, gan)
         np.save(partial / "latents.npy", np.asarray(latents, np.float32))
         config.to_json(partial / "config.json")
-        meta = {"epoch": epoch, "d_steps": int(gan.d_optimizer.iterations.numpy()),
-                "g_steps": int(gan.g_optimizer.iterations.numpy()), "final": final,
+        meta = {"epoch": epoch, "d_steps": _steps(gan.d_optimizer),
+                "g_steps": _steps(gan.g_optimizer), "final": final,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment()}
         (partial / CHECKPOINT_META).write_text(json.dumps(meta, indent=1) + "\n")
         fsync_tree(partial)
@@ -82,6 +129,10 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
     return target
 
 
+def _steps(optimizer) -> int:
+    return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
+
+
 def read_meta(checkpoint: Path) -> dict:
     return json.loads((checkpoint / CHECKPOINT_META).read_text())
 
@@ -89,9 +140,17 @@ def read_meta(checkpoint: Path) -> dict:
 def restore_checkpoint(checkpoint: Path, gan) -> dict:
     """Load `checkpoint` into `gan` (built, compiled); return its meta.json."""
     build_optimizers(gan)
+    old_format = not (checkpoint / STATE_FILE).exists() and (checkpoint / TF_STATE_INDEX).exists()
+    if old_format and keras.backend.backend() != "tensorflow":
+        raise CheckpointError(
+            f"{checkpoint}: saved in TensorFlow's checkpoint format by an older dcgan; resume it "
+            "once with --backend tensorflow (its next checkpoint is backend-neutral)")
     try:
-        status = _tf_checkpoint(gan).read(str(checkpoint / "state"))
-        status.assert_existing_objects_matched()
+        if old_format:
+            status = _tf_checkpoint(gan).read(str(checkpoint / "state"))
+            status.assert_existing_objects_matched()
+        else:
+            _read_state(checkpoint / STATE_FILE, gan)
         meta = read_meta(checkpoint)
     except Exception as e:  # corrupt, foreign or mismatched: one line
         raise CheckpointError(f"{checkpoint}: cannot be restored ({type(e).__name__}: "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
 from dcgan.download import download_celeba
-from dcgan.env import check_backend
+from dcgan.env import BACKENDS, select_backend
 from dcgan.errors import DcganError
 from dcgan.metrics import FID_NETWORKS, METRICS
 
@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inception-weights", default=None, metavar="PATH_OR_URL",
                           help="a local copy (or URL) of pt_inception-2015-12-05-6726825d.pth; "
                                "'untrained' for random weights (a smoke test, not a score)")
+
+    for command in (train, generate, walk, evaluate):
+        command.add_argument(
+            "--backend", default=None, choices=BACKENDS,
+            help="Keras backend (default: $KERAS_BACKEND, else tensorflow); checkpoints and "
+                 ".keras files work on every backend")
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         if args.command != "download":
-            check_backend()
+            select_backend(args.backend)
         commands = {"train": _train, "generate": _generate, "interpolate": _interpolate,
                     "evaluate": _evaluate, "download": _download}
         commands[args.command](args)

@@ -1,4 +1,4 @@
-"""Training data: an image set (`count`, `size`, `read(indices)`) and the tf.data pipeline.
+"""Training data: an image set (`count`, `size`, `read(indices)`) and the batch stream.
 
 An image set is either the built-in procedural faces (`data="demo"`, drawn in
 memory) or any source `dcgan.sources` understands (folder, archive, glob,
@@ -8,6 +8,9 @@ and evaluation read both the same way.
 
 from __future__ import annotations
 
+import threading
+
+import keras
 import numpy as np
 
 from dcgan.cache import open_cache
@@ -44,23 +47,56 @@ def load_real_images(config: Config, n: int | None = None) -> np.ndarray:
     return images.read(np.arange(images.count if n is None else min(n, images.count)))
 
 
-def epoch_index_batches(count: int, batch_size: int, seed: int, first_epoch: int = 0):
-    """Endless batches of shuffled indices, epoch after epoch, starting at `first_epoch`.
+def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
+    """Epoch `epoch`'s order of the `count` images: a stateless permutation of (seed, epoch),
+    the same on every backend, so a run resumed at epoch e sees exactly the batches an
+    uninterrupted run would have."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
 
-    Epoch e's order is a stateless permutation of (seed, e), so a run resumed at
-    epoch e sees exactly the batches an uninterrupted run would have.
+
+class BatchReader:
+    """Batch `b` of the endless stream that starts at epoch `first_epoch`: float32 in [-1, 1].
+
+    Epochs hold `count // batch_size` batches (the remainder is dropped, so every
+    step sees the same shape).  Thread-safe: the input pipelines call it from workers.
     """
-    import tensorflow as tf  # lazy: seconds to import, and only training needs it
 
-    last = tf.constant(count - 1, tf.int64)
+    def __init__(self, images, batch_size: int, seed: int, first_epoch: int = 0):
+        self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.first_epoch = first_epoch
+        self.per_epoch = images.count // batch_size
+        self._orders: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
 
-    def one_epoch(epoch):
-        key = tf.stack([tf.constant(seed, tf.int64), epoch])
-        return (tf.data.Dataset.range(count)
-                .map(lambda i: tf.random.experimental.index_shuffle(i, key, last))
-                .batch(batch_size, drop_remainder=True))
+    def indices(self, b: int) -> np.ndarray:
+        epoch, position = divmod(int(b), self.per_epoch)
+        epoch += self.first_epoch
+        with self._lock:
+            order = self._orders.get(epoch)
+            if order is None:
+                order = epoch_order(self.images.count, self.seed, epoch)
+                self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
+                self._orders[epoch] = order
+        return order[position * self.batch_size:(position + 1) * self.batch_size]
 
-    return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
+    def __call__(self, b) -> np.ndarray:
+        batch = self.images.read(self.indices(b))
+        return batch.astype(np.float32) / 127.5 - 1.0
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """The endless batch stream as a `keras.utils.PyDataset` (JAX, PyTorch: no TensorFlow)."""
+
+    def __init__(self, reader: BatchReader, workers: int = 2):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.reader = reader
+
+    @property
+    def num_batches(self):
+        return None  # endless: fit() takes steps_per_epoch batches per epoch
+
+    def __getitem__(self, b):
+        return self.reader(b)
 
 
 def make_dataset(config: Config, first_epoch: int = 0, images=None):
@@ -69,6 +105,8 @@ def make_dataset(config: Config, first_epoch: int = 0, images=None):
     Batches have exactly `config.batch_size` images (each epoch's remainder is
     dropped), so every training step sees the same shape; epoch e's order
     depends only on (config.seed, e).  `images`: the image set, if already open.
+    On TensorFlow the batches come from tf.data; on JAX and PyTorch from a
+    `keras.utils.PyDataset`, so those runtimes need no TensorFlow.
     """
     images = images if images is not None else open_images(config)
     if images.count < config.batch_size:
@@ -78,16 +116,20 @@ def make_dataset(config: Config, first_epoch: int = 0, images=None):
 
 
 def batches(images, batch_size: int, seed: int, first_epoch: int = 0):
-    """Endless tf.data batches of float32 images in [-1, 1] from an image set, epoch by epoch."""
-    import tensorflow as tf  # lazy: seconds to import, and only training needs it
+    """Endless batches of float32 images in [-1, 1] from an image set, epoch by epoch:
+    a tf.data.Dataset on the TensorFlow backend, an `ImageBatches` PyDataset otherwise."""
+    reader = BatchReader(images, batch_size, seed, first_epoch)
+    if keras.backend.backend() != "tensorflow":
+        return ImageBatches(reader)
+    import tensorflow as tf  # lazy: seconds to import, and only its backend needs it
 
     shape = (batch_size, images.size, images.size, 3)
 
-    def read(indices):
-        batch = tf.numpy_function(images.read, [indices], tf.uint8, stateful=False)
+    def read(b):
+        batch = tf.numpy_function(reader, [b], tf.float32, stateful=False)
         batch.set_shape(shape)
-        return tf.cast(batch, tf.float32) / 127.5 - 1.0
+        return batch
 
-    return (epoch_index_batches(images.count, batch_size, seed, first_epoch)
+    return (tf.data.Dataset.range(2**62)
             .map(read, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))

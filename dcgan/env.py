@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -27,7 +28,8 @@ def show_progress() -> bool:
     return sys.stderr.isatty() or in_notebook()
 
 
-# Keras backends and the package each one needs.
+# The backends dcgan trains on (the default first), and every Keras backend's package.
+BACKENDS = ("tensorflow", "jax", "torch")
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
                     "openvino": "openvino"}
 
@@ -45,23 +47,49 @@ def check_backend() -> str:
     return backend
 
 
+def select_backend(backend: str | None = None) -> str:
+    """Use Keras `backend` (None: KERAS_BACKEND, else tensorflow): checked, and set in
+    KERAS_BACKEND before Keras is imported; DcganError, one line, if Keras already runs
+    on another one (restart the Python process / the notebook's runtime)."""
+    if backend:
+        loaded = sys.modules.get("keras")
+        if loaded is not None and loaded.backend.backend() != backend:
+            raise DcganError(f"Keras is already running on {loaded.backend.backend()}; the backend "
+                             f"({backend}) must be chosen before Keras is imported: restart Python "
+                             "(in a notebook: Runtime > Restart session) and choose it first")
+        os.environ["KERAS_BACKEND"] = backend
+    backend = check_backend()
+    if backend not in BACKENDS:
+        raise DcganError(f"KERAS_BACKEND={backend}: dcgan runs on {', '.join(BACKENDS)}")
+    return backend
+
+
 def environment() -> dict:
-    """Versions, Keras backend and device, for reproducibility notes."""
+    """Versions, Keras backend and device, for reproducibility notes.
+
+    Only the running backend is imported (TensorFlow next to torch can crash a process).
+    """
     import keras  # lazy: seconds to import; env.py is also used where Keras is not needed
 
+    backend = keras.backend.backend()
     info = {"python": platform.python_version(), "keras": keras.__version__,
-            "numpy": np.__version__, "backend": keras.backend.backend(),
+            "numpy": np.__version__, "backend": backend,
             "machine": platform.machine(), "processor": platform.processor()}
-    try:
-        import tensorflow as tf  # optional: not every backend's runtime has it
-    except ImportError:
-        info["device"] = f"CPU ({os.cpu_count()} cores)"
-        return info
-    info["tensorflow"] = tf.__version__
-    gpus = tf.config.list_physical_devices("GPU")
-    info["device"] = ", ".join(f"GPU {i}: {_gpu_name(tf, d)}" for i, d in enumerate(gpus)) \
-        or f"CPU ({os.cpu_count()} cores)"
+    for package in ("tensorflow", "jax", "torch"):
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    accelerators = {"tensorflow": _tensorflow_devices, "jax": _jax_devices,
+                    "torch": _torch_devices}.get(backend, lambda: [])()
+    info["device"] = ", ".join(accelerators) or f"CPU ({os.cpu_count()} cores)"
     return info
+
+
+def _tensorflow_devices() -> list[str]:
+    import tensorflow as tf
+
+    return [f"GPU {i}: {_gpu_name(tf, d)}" for i, d in enumerate(tf.config.list_physical_devices("GPU"))]
 
 
 def _gpu_name(tf, device) -> str:
@@ -69,6 +97,21 @@ def _gpu_name(tf, device) -> str:
         return tf.config.experimental.get_device_details(device).get("device_name") or device.name
     except Exception:  # noqa: BLE001 - a name is only nice to have
         return device.name
+
+
+def _jax_devices() -> list[str]:
+    import jax
+
+    return [f"{d.platform.upper()} {d.id}: {d.device_kind}" for d in jax.devices()
+            if d.platform != "cpu"]
+
+
+def _torch_devices() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [f"GPU {i}: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
 
 
 def write_environment(path: str | Path) -> None:

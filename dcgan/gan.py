@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from dcgan import backend
 from dcgan.augment import diff_augment, parse_policy
 from dcgan.config import LABEL_MODES
 
@@ -65,11 +66,33 @@ class DCGAN(keras.Model):
         self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
-        """Set the discriminator's and the generator's optimizers (one each)."""
+        """Set the discriminator's and the generator's optimizers (one each).
+
+        Both are built here, and their variables are part of the GAN's
+        `non_trainable_variables` (see there).  Keras' own `optimizer` is an
+        SGD without state that is never applied: its JAX trainer wants one.
+        """
+        kwargs.setdefault("optimizer", keras.optimizers.SGD(0.0, name="unused_optimizer"))
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @property
+    def optimizer_variables(self):
+        """Both optimizers' variables (moments, iteration counts, loss scale), D's first."""
+        if getattr(self, "d_optimizer", None) is None:
+            return []
+        return list(self.d_optimizer.variables) + list(self.g_optimizer.variables)
+
+    @property
+    def non_trainable_variables(self):
+        # Keras' JAX trainer threads `self.optimizer`'s variables and the model's own
+        # state through its stateless step; listing both optimizers' variables here is
+        # what keeps their moments and step counts from one step to the next.
+        return super().non_trainable_variables + self.optimizer_variables
 
     @property
     def metrics(self):
@@ -98,7 +121,14 @@ class DCGAN(keras.Model):
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
     # ------------------------------------------------------------ training
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One D step and one G step. Keras calls it as `train_step(data)`, or on JAX
+        as `train_step(state, data)` (then it returns (logs, new_state))."""
+        if len(args) == 2:
+            return backend.stateless_train_step(self, self._train_step, *args)
+        return self._train_step(args[0])
+
+    def _train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = ops.shape(real)[0]
 
@@ -113,8 +143,8 @@ class DCGAN(keras.Model):
             loss = self.bce(real_targets, real_logits) + self.bce(fake_targets, fake_logits)
             return loss, (real_logits, fake_logits)
 
-        d_loss, (real_logits, fake_logits) = self._gradient_step(
-            d_loss_fn, self.discriminator, self.d_optimizer)
+        d_loss, (real_logits, fake_logits) = backend.gradient_step(
+            d_loss_fn, self.discriminator.trainable_variables, self.d_optimizer)
 
         # Generator: fresh latents, trained to make the discriminator say "real".
         latents = self.sample_latents(batch_size)
@@ -125,14 +155,15 @@ class DCGAN(keras.Model):
             logits = self.discriminator(generated, training=True)
             return self.bce(g_targets, logits), ()
 
-        g_loss, _ = self._gradient_step(g_loss_fn, self.generator, self.g_optimizer)
-        if self.ema_generator is not None:
-            self._update_ema()
-
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
-        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
+        g_loss, _ = backend.gradient_step(g_loss_fn, self.generator.trainable_variables,
+                                          self.g_optimizer)
+        with backend.no_grad():
+            if self.ema_generator is not None:
+                self._update_ema()
+            self.d_loss_tracker.update_state(d_loss)
+            self.g_loss_tracker.update_state(g_loss)
+            self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
+            self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}
 
     def _augment(self, images):
@@ -152,24 +183,6 @@ class DCGAN(keras.Model):
     def sampling_generator(self):
         """The generator to draw samples with: the EMA one when there is one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
-
-    def _gradient_step(self, loss_fn, model, optimizer):
-        """Minimise `loss_fn()` over `model`'s trainable weights; the one backend-specific piece.
-
-        `loss_fn` returns (loss, aux). Another backend needs only its own version of
-        this method (e.g. torch: loss.backward(); JAX: a stateless train_step).
-        """
-        backend = keras.backend.backend()
-        if backend != "tensorflow":
-            raise NotImplementedError(
-                f"DCGAN training supports the tensorflow backend; KERAS_BACKEND is {backend!r}")
-        import tensorflow as tf  # lazy: the one backend-specific piece
-
-        with tf.GradientTape() as tape:
-            loss, aux = loss_fn()
-        variables = model.trainable_weights
-        optimizer.apply(tape.gradient(loss, variables), variables)
-        return loss, aux
 
     # ------------------------------------------------------------ sampling
     def generate(self, n, seed=0, batch_size=64):

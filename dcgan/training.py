@@ -61,10 +61,6 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     `discriminator.keras`, `log.csv`, `losses.png` and `progress.gif`.
     """
     config = config.validated()
-    if keras.backend.backend() != "tensorflow":  # before anything is written
-        raise ConfigError(f"training runs on the TensorFlow backend for now; KERAS_BACKEND is "
-                          f"{keras.backend.backend()!r} (generate, interpolate and evaluate work "
-                          "on it): unset KERAS_BACKEND to train")
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard")
     config, checkpoint = resolve_run(config, resume, overwrite, allow_config_change)

@@ -1,0 +1,124 @@
+"""Everything in the training step that differs between Keras backends, and nothing else.
+
+The GAN's `train_step` (dcgan.gan) is written once, in a stateful style, with
+`keras.ops`.  Two things cannot be written that way on every backend:
+
+- `gradient_step(loss_fn, variables, optimizer)`: minimise one loss over some
+  variables: TensorFlow records a `GradientTape`; PyTorch runs autograd
+  (`backward`, then `optimizer.apply` without grad); JAX differentiates a pure
+  function of the variables' values (`jax.value_and_grad`).
+- `stateless_train_step(model, step, state, data)`: Keras' JAX trainer calls
+  `train_step(state, data)` and wants the new state back.  The step runs inside
+  a `keras.StatelessScope` that maps every variable of the state to its value,
+  so the same stateful-looking code (optimizer updates, BatchNorm statistics,
+  the random-generator state, EMA weights, metrics) only records new values,
+  which are returned in the same order as they came.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+from keras import StatelessScope
+
+
+
+def name() -> str:
+    return keras.backend.backend()
+
+
+def gradient_step(loss_fn, variables, optimizer):
+    """Minimise `loss_fn()` over `variables` with `optimizer`; return (loss, aux).
+
+    `loss_fn` takes no arguments and returns (loss, aux); it may update other
+    state (BatchNorm statistics, the random generator) as a side effect.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss, aux
+    if backend == "torch":
+        import torch
+
+        for variable in variables:  # the other network's gradients are never read
+            variable.value.grad = None
+        loss, aux = loss_fn()
+        loss.backward()
+        with torch.no_grad():
+            optimizer.apply([v.value.grad for v in variables], variables)
+        return loss, aux
+    if backend == "jax":
+        return _jax_gradient_step(loss_fn, variables, optimizer)
+    raise NotImplementedError(f"no training step for the {backend!r} backend")
+
+
+def no_grad():
+    """A context for bookkeeping arithmetic (EMA, metrics) that autograd must not record."""
+    if name() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------------------- JAX
+_step_scope = None  # the _StepScope of the JAX step being traced
+
+
+class _StepScope(StatelessScope):
+    """The outer scope of a JAX step: remembers which variables it maps, in order."""
+
+    def __init__(self, variables, values):
+        super().__init__(list(zip(variables, values)))
+        self.variables = variables
+
+
+def stateless_train_step(model, step, state, data):
+    """Run `step(data)` (stateful style) as Keras' JAX trainer wants: (logs, new state).
+
+    `state` is (trainable, non_trainable, optimizer, metrics) values in the order of
+    the model's `trainable_variables`, `non_trainable_variables`,
+    `optimizer.variables` and `metrics_variables`.
+    """
+    groups = (model.trainable_variables, model.non_trainable_variables,
+              model.optimizer.variables, model.metrics_variables)
+    variables = [v for group in groups for v in group]
+    values = [value for part in state for value in part]
+    global _step_scope
+    with _StepScope(variables, values) as scope:
+        _step_scope = scope
+        try:
+            logs = step(data)
+        finally:
+            _step_scope = None
+    return logs, tuple([scope.get_current_value(v) for v in group] for group in groups)
+
+
+def _jax_gradient_step(loss_fn, variables, optimizer):
+    import jax
+
+    scope = _step_scope
+    if scope is None:
+        raise RuntimeError("on JAX the GAN's train_step runs only inside fit() "
+                           "(backend.stateless_train_step)")
+    differentiated = {id(v) for v in variables}
+    others = [v for v in scope.variables if id(v) not in differentiated]
+
+    def loss_of(values):
+        mapping = [(v, scope.get_current_value(v)) for v in others] + list(zip(variables, values))
+        with StatelessScope(mapping) as inner:
+            loss, aux = loss_fn()
+        # Side effects (BatchNorm statistics, random-generator state) leave as outputs.
+        return loss, (aux, [inner.get_current_value(v) for v in others])
+
+    current = [scope.get_current_value(v) for v in variables]
+    (loss, (aux, updates)), grads = jax.value_and_grad(loss_of, has_aux=True)(current)
+    for variable, value in zip(others, updates):
+        variable.assign(value)  # recorded by the outer scope
+    optimizer.apply(grads, variables)
+    return loss, aux
