@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.data import load_real_images, make_dataset
+from dcgan.data import BatchReader, first_batches, load_real_images, make_dataset
 from dcgan.sources import open_source
 from dcgan.errors import DataError
 
@@ -18,7 +18,7 @@ def _write_images(folder, count, size=(40, 24)):
 def test_demo_dataset_batches_in_unit_range(tiny_demo):
     dataset, count = make_dataset(tiny_demo)
     assert count == tiny_demo.demo_images
-    batch = next(iter(dataset)).numpy()
+    batch = first_batches(dataset, 1)[0]
     assert batch.shape == (16, 16, 16, 3) and batch.dtype == np.float32
     assert batch.min() >= -1 and batch.max() <= 1 and batch.min() < -0.5 and batch.max() > 0.5
 
@@ -32,7 +32,7 @@ def test_folder_is_searched_recursively_and_cropped_square(tmp_path, tiny_demo):
     config = tiny_demo.replace(data=str(tmp_path / "faces"), batch_size=6)
     dataset, count = make_dataset(config)
     assert count == 18
-    batches = [b.numpy() for b in dataset.take(3)]  # one epoch: 18 images, batches of 6
+    batches = first_batches(dataset, 3)  # one epoch: 18 images, batches of 6
     assert all(b.shape == (6, 16, 16, 3) for b in batches)
     # Each epoch shows every image once: the three batches hold 18 different images.
     assert len({b.tobytes() for batch in batches for b in batch}) == 18
@@ -68,14 +68,20 @@ def test_fewer_images_than_a_batch_is_refused(tmp_path, tiny_demo):
 
 
 def test_epoch_order_is_a_stateless_permutation_so_resume_sees_the_same_batches():
-    from dcgan.data import epoch_index_batches
+    class Indices:  # an image set whose "images" are their own indices
+        count, size = 10, 1
 
-    batches = [b.numpy() for b in epoch_index_batches(10, 3, seed=4).take(9)]  # 3 epochs of 3
+        def read(self, indices):
+            return np.asarray(indices, np.uint8).reshape(-1, 1, 1, 1).repeat(3, axis=3)
+
+    def order(seed, first_epoch, n):
+        reader = BatchReader(Indices(), 3, seed, first_epoch)
+        return [np.round((reader(b)[:, 0, 0, 0] + 1) * 127.5).astype(int) for b in range(n)]
+
+    batches = order(4, 0, 9)  # 3 epochs of 3 batches
     epochs = [np.concatenate(batches[i:i + 3]) for i in (0, 3, 6)]
-    for order in epochs:
-        assert len(set(order)) == 9 and set(order) <= set(range(10))  # remainder dropped
+    for epoch in epochs:
+        assert len(set(epoch)) == 9 and set(epoch) <= set(range(10))  # remainder dropped
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
-    resumed = [b.numpy() for b in epoch_index_batches(10, 3, seed=4, first_epoch=2).take(3)]
-    np.testing.assert_array_equal(np.concatenate(resumed), epochs[2])
-    other_seed = np.concatenate([b.numpy() for b in epoch_index_batches(10, 3, seed=5).take(3)])
-    assert not np.array_equal(other_seed, epochs[0])
+    np.testing.assert_array_equal(np.concatenate(order(4, 2, 3)), epochs[2])  # resumed at epoch 2
+    assert not np.array_equal(np.concatenate(order(5, 0, 3)), epochs[0])

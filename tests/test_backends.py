@@ -1,0 +1,92 @@
+"""The same training code on every Keras backend.
+
+Tests marked `backends` run here on TensorFlow (this process) and, through
+`test_marked_tests_pass_on`, once more on JAX and on PyTorch, each in a
+process of its own (Keras picks its backend once per process; TensorFlow and
+torch in one process can crash).  Checkpoints move between backends.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OTHER_BACKENDS = ["jax", "torch"]
+
+
+def _env(backend, **extra):
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT), **extra)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
+def _python(backend, code, timeout=600):
+    result = subprocess.run([sys.executable, "-c", code], env=_env(backend), cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_marked_tests_pass_on(backend, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "backends", "-q", "-p", "no:cacheprovider",
+         "--basetemp", str(tmp_path / "pytest"), "tests"],
+        env=_env(backend), cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+TRAIN = """
+import json, sys
+import keras
+from dcgan.config import Config
+from dcgan.training import train
+config = Config.from_preset("demo", image_size=16, g_widths=(16, 8), batch_size=16, demo_images=64,
+                            num_samples=4, epochs=int(sys.argv[2]), out_dir=sys.argv[1])
+gan, _ = train(config, resume=sys.argv[3] == "resume", progress=False)
+print(json.dumps({"backend": keras.backend.backend()}))
+"""
+
+DUMP_RESTORED = """
+import sys
+from dcgan.checkpoint import _write_state, restore_checkpoint
+from dcgan.config import Config
+from dcgan.run import latest_checkpoint
+from dcgan.training import build_gan
+checkpoint = latest_checkpoint(sys.argv[1] + "/checkpoints")
+gan = build_gan(Config.from_json(checkpoint / "config.json"))
+restore_checkpoint(checkpoint, gan)
+_write_state(sys.argv[2], gan)
+"""
+
+
+def _run(backend, code, *args):
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=_env(backend),
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize("first,then", [("tensorflow", "jax"), ("jax", "torch")])
+def test_a_checkpoint_resumes_on_another_backend(first, then, tmp_path):
+    run = tmp_path / "run"
+    _run(first, TRAIN, run, 1, "new")
+    saved = run / "checkpoints" / "ckpt-0001" / "state.npz"
+    # Restored on the other backend: every variable is bit-identical.
+    _run(then, DUMP_RESTORED, run, tmp_path / "restored.npz")
+    with np.load(saved) as a, np.load(tmp_path / "restored.npz") as b:
+        assert sorted(a.files) == sorted(b.files) and len(a.files) > 20
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # And training goes on there, in the same run folder.
+    _run(then, TRAIN, run, 2, "resume")
+    environment = json.loads((run / "environment.json").read_text())
+    assert environment["backend"] == then
+    assert [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()] == [
+        "epoch", "1", "2"]
