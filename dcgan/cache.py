@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def _build(source: Source, size: int, crop: int, min_side: int, data_path: Path,
 
     try:
         with open(partial, "wb") as out:
-            for index, image, side in _decode_with_tensorflow(source, size, crop):
+            for index, image, side in _decoder()(source, size, crop):
                 done[index] = True
                 if not too_small(index, side):
                     out.write(image.tobytes())
@@ -207,6 +208,33 @@ def _reason(error: Exception) -> str:
         return f"cannot be read ({error.strerror.lower()})"
     text = str(error).splitlines()[0] if str(error) else ""
     return text or type(error).__name__
+
+
+def _decoder():
+    """TensorFlow's decoders on its backend (fastest there); Pillow's on JAX and PyTorch,
+    whose runtimes may have no TensorFlow (Colab's TPU) or must not load it next to torch."""
+    import keras  # lazy: see _decode_with_tensorflow
+
+    return _decode_with_tensorflow if keras.backend.backend() == "tensorflow" else _decode_with_pillow
+
+
+def _decode_with_pillow(source: Source, size: int, crop: int, threads: int | None = None):
+    """Yield (entry index, uint8 image, original short side) in order, decoded by Pillow in
+    threads; entries that fail are left out (the caller retries them to record why)."""
+    def decode(index):
+        try:
+            return decode_with_pillow(source.read(source.entries[index]), size, crop)
+        except Exception:  # noqa: BLE001 - named by the caller's retry
+            return None
+
+    threads = threads or min(8, (os.cpu_count() or 1) + 1)
+    chunk = 256  # bounded memory: never more than a chunk of decoded images in flight
+    with ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(source.entries), chunk):
+            indices = range(start, min(start + chunk, len(source.entries)))
+            for index, result in zip(indices, pool.map(decode, indices)):
+                if result is not None:
+                    yield index, result[0], result[1]
 
 
 def _decode_with_tensorflow(source: Source, size: int, crop: int):
@@ -269,17 +297,24 @@ def tf_decode(data, size: int, crop: int):
 
 
 def decode_with_pillow(data: bytes, size: int, crop: int) -> tuple[np.ndarray, int]:
-    """The same as `tf_decode`, for what TensorFlow can't read (CMYK, 16-bit, ...)."""
+    """The same as `tf_decode` with Pillow: the decoder on JAX and PyTorch, and for what
+    TensorFlow cannot read (CMYK, 16-bit, ...)."""
     with Image.open(io.BytesIO(data)) as image:
         image.seek(0)  # first frame of an animation
+        w, h = image.size
+        side = min(w, h) if crop <= 0 else min(w, h, crop)
+        if image.format == "JPEG" and side >= 2 * size:
+            # Decode at 1/2, 1/4 or 1/8 scale, still at least `size` px across the crop.
+            image.draft("RGB", (-(-w * size // side), -(-h * size // side)))
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
             array = np.asarray(image, np.float64)
             peak = 65535.0 if array.max() > 255 else 255.0
             image = Image.fromarray(np.clip(array / peak * 255, 0, 255).astype(np.uint8))
         image = image.convert("RGB")
-        w, h = image.size
-        side = min(w, h) if crop <= 0 else min(w, h, crop)
-        left, top = (w - side) // 2, (h - side) // 2
-        image = image.crop((left, top, left + side, top + side))
+        scale = image.size[0] / w  # < 1 after a draft
+        dw, dh = image.size
+        dside = min(dw, dh, max(1, round(side * scale)))
+        left, top = (dw - dside) // 2, (dh - dside) // 2
+        image = image.crop((left, top, left + dside, top + dside))
         image = image.resize((size, size), Image.BILINEAR)
         return np.asarray(image, np.uint8), min(w, h)

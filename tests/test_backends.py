@@ -90,3 +90,42 @@ def test_a_checkpoint_resumes_on_another_backend(first, then, tmp_path):
     assert environment["backend"] == then
     assert [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()] == [
         "epoch", "1", "2"]
+
+
+BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+class HideTensorFlow(importlib.abc.MetaPathFinder):  # as if it were not installed
+    def __init__(self, finder):
+        self.finder = finder
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return None
+        return self.finder.find_spec(name, path, target)
+    def invalidate_caches(self):
+        getattr(self.finder, "invalidate_caches", lambda: None)()
+sys.meta_path[:] = [HideTensorFlow(f) if hasattr(f, "find_spec") else f for f in sys.meta_path]
+"""
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_a_runtime_without_tensorflow_decodes_and_trains(backend, tmp_path):
+    from PIL import Image
+
+    from dcgan.demo_faces import demo_faces
+
+    (tmp_path / "faces").mkdir()
+    for i, face in enumerate(demo_faces(40, 48, seed=3)):
+        Image.fromarray(face).save(tmp_path / "faces" / f"{i:02d}.{'jpg' if i % 2 else 'png'}")
+    code = BLOCK_TENSORFLOW + """
+from dcgan.cli import main
+code = main(["train", "--preset", "demo", "--data", sys.argv[1], "--image-size", "16",
+             "--g-widths", "16,8", "--batch-size", "8", "--epochs", "1", "--num-samples", "4",
+             "--out", sys.argv[2], "--backend", sys.argv[3]])
+assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+sys.exit(code)
+"""
+    _run(backend, code, tmp_path / "faces", tmp_path / "run", backend)
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-0001" / "state.npz").exists()
+    assert (tmp_path / "run" / "samples" / "epoch_001.png").exists()
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "ckpt-0001" / "meta.json").read_text())
+    assert meta["backend"] == backend

@@ -283,3 +283,21 @@ def test_an_older_format_cache_is_removed_when_its_successor_is_built(tmp_path, 
     assert not (root / "old.u8").exists() and not (root / "old.json").exists()
     assert (root / "other.u8").exists() and (root / "other.json").exists()
     assert any("removed old.u8, an older-format cache" in r.getMessage() for r in caplog.records)
+
+
+def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
+    from dcgan.cache import _decode_with_pillow, _decode_with_tensorflow
+    from dcgan.demo_faces import demo_faces
+
+    for i, face in enumerate(demo_faces(12, 160, seed=1)):  # CelebA-shaped JPEGs and PNGs
+        Image.fromarray(face).resize((178, 218)).save(
+            tmp_path / f"{i:03d}.{'jpg' if i % 3 else 'png'}", quality=95)
+    source = open_source(str(tmp_path), "all")
+    for size, crop in [(64, 108), (32, 0)]:
+        pillow = list(_decode_with_pillow(source, size, crop, threads=3))
+        tensorflow = list(_decode_with_tensorflow(source, size, crop))
+        assert [i for i, _, _ in pillow] == [i for i, _, _ in tensorflow] == list(range(12))
+        assert [s for _, _, s in pillow] == [s for _, _, s in tensorflow] == [178] * 12
+        for (_, a, _), (_, b, _) in zip(pillow, tensorflow):
+            assert a.shape == b.shape == (size, size, 3)
+            assert np.abs(a.astype(int) - b.astype(int)).mean() < 5  # of 255 levels (a shifted crop: > 20)
