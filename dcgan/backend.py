@@ -102,6 +102,80 @@ def stateless_train_step(model, step, state, data):
 def _jax_gradient_step(loss_fn, variables, optimizer):
     import jax
 
+    scope, others, call = _jax_pure(loss_fn, variables)
+
+    def loss_of(values):
+        (loss, aux), updates = call(values)
+        return loss, (aux, updates)
+
+    current = [scope.get_current_value(v) for v in variables]
+    (loss, (aux, updates)), grads = jax.value_and_grad(loss_of, has_aux=True)(current)
+    _assign(others, updates)
+    optimizer.apply(grads, variables)
+    return loss, aux
+
+
+# ------------------------------------------------ one generator forward for both steps
+def forward_with_pullback(fn, variables):
+    """Run `fn()` (e.g. the generator) once; return (output, pullback) where
+    `pullback(cotangent)` gives d<output . cotangent>/d`variables` later, without
+    running `fn` again (the D step's fakes reused by the G step)."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tape = tf.GradientTape()
+        with tape:
+            output = fn()
+        return output, lambda cotangent: tape.gradient(output, variables,
+                                                       output_gradients=cotangent)
+    if backend == "torch":
+        import torch
+
+        output = fn()
+        return output, lambda cotangent: list(torch.autograd.grad(
+            output, [v.value for v in variables], cotangent))
+    if backend == "jax":
+        import jax
+
+        scope, others, call = _jax_pure(fn, variables)
+        output, vjp, updates = jax.vjp(call, [scope.get_current_value(v) for v in variables],
+                                       has_aux=True)
+        _assign(others, updates)
+        return output, lambda cotangent: vjp(cotangent)[0]
+    raise NotImplementedError(f"no training step for the {backend!r} backend")
+
+
+def value_and_input_grad(fn, x):
+    """(fn(x), d fn(x) / dx) for a scalar `fn` of a tensor `x` (no variable is differentiated;
+    their side effects, e.g. BatchNorm statistics, are kept)."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+        return value, tape.gradient(value, x)
+    if backend == "torch":
+        import torch
+
+        leaf = x.detach().requires_grad_(True)
+        value = fn(leaf)
+        return value, torch.autograd.grad(value, leaf)[0]
+    if backend == "jax":
+        import jax
+
+        _, others, call = _jax_pure(fn, [])
+        (value, updates), grad = jax.value_and_grad(lambda x: call([], x), has_aux=True)(x)
+        _assign(others, updates)
+        return value, grad
+    raise NotImplementedError(f"no training step for the {backend!r} backend")
+
+
+def _jax_pure(fn, variables):
+    """`fn(*args)` (stateful style) as a pure function `call(values, *args)` of `variables`'
+    values -> (output, updates of the other variables)."""
     scope = _step_scope
     if scope is None:
         raise RuntimeError("on JAX the GAN's train_step runs only inside fit() "
@@ -109,16 +183,16 @@ def _jax_gradient_step(loss_fn, variables, optimizer):
     differentiated = {id(v) for v in variables}
     others = [v for v in scope.variables if id(v) not in differentiated]
 
-    def loss_of(values):
+    def call(values, *args):
         mapping = [(v, scope.get_current_value(v)) for v in others] + list(zip(variables, values))
         with StatelessScope(mapping) as inner:
-            loss, aux = loss_fn()
+            output = fn(*args)
         # Side effects (BatchNorm statistics, random-generator state) leave as outputs.
-        return loss, (aux, [inner.get_current_value(v) for v in others])
+        return output, [inner.get_current_value(v) for v in others]
 
-    current = [scope.get_current_value(v) for v in variables]
-    (loss, (aux, updates)), grads = jax.value_and_grad(loss_of, has_aux=True)(current)
-    for variable, value in zip(others, updates):
+    return scope, others, call
+
+
+def _assign(variables, values):
+    for variable, value in zip(variables, values):
         variable.assign(value)  # recorded by the outer scope
-    optimizer.apply(grads, variables)
-    return loss, aux

@@ -150,10 +150,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def _train(args: argparse.Namespace) -> None:
     from dcgan.training import train  # lazy here and below: Keras takes seconds to import
 
+    import keras
+
     config = config_from_args(args)
     print(f"{'resuming' if args.resume else 'training'} preset {config.preset} on {config.data} "
-          f"({config.image_size}x{config.image_size}, {config.epochs} epochs) -> {config.out_dir}",
-          flush=True)
+          f"({config.image_size}x{config.image_size}, {config.epochs} epochs, Keras "
+          f"{keras.__version__} on {keras.backend.backend()}) -> {config.out_dir}", flush=True)
     train(config, resume=bool(args.resume), overwrite=args.overwrite,
           allow_config_change=args.allow_config_change)
     print(f"done: samples in {config.out_dir}/samples, checkpoints in {config.out_dir}/checkpoints")

@@ -71,8 +71,11 @@ class Config:
     g_learning_rate: float = 1e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
+    # the G step reuses the D step's generated images (one G forward per step, as
+    # pytorch/examples) instead of drawing fresh latents
+    reuse_fakes: bool = False
 
-    # "auto": XLA on a GPU/TPU only; "true" pays off on CPU for small models
+    # "auto": what measured fastest on each backend (dcgan.training.AUTO_JIT); "true"/"false"
     jit_compile: str = "auto"
 
     # exponential moving average of the generator's weights (0 = off); samples use it
@@ -295,6 +298,5 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 15,
         "demo_images": 8192,
         "num_samples": 64,
-        "jit_compile": "true",  # XLA doubles CPU speed for a model this small
     },
 }

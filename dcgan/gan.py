@@ -35,10 +35,13 @@ class DCGAN(keras.Model):
             e.g. "color,translation,cutout" ("" = off).
         ema_decay: keep an exponential moving average of the generator's weights
             (`ema_generator`, used for samples by default); 0 turns it off.
+        reuse_fakes: the G step reuses the D step's generated images (one generator
+            forward per step, as pytorch/examples' DCGAN) instead of fresh latents.
     """
 
     def __init__(self, generator, discriminator, label_mode="noise", label_noise=0.05,
-                 label_smoothing=0.1, seed=None, ema_decay=0.0, diffaugment="", **kwargs):
+                 label_smoothing=0.1, seed=None, ema_decay=0.0, diffaugment="", reuse_fakes=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode={label_mode!r}: must be one of {', '.join(LABEL_MODES)}")
@@ -50,6 +53,7 @@ class DCGAN(keras.Model):
         self.seed = seed
         self.latent_dim = int(generator.input_shape[-1])
         self.diffaugment = diffaugment
+        self.reuse_fakes = bool(reuse_fakes)
         self.augment_policy = parse_policy(diffaugment)
         self.ema_decay = float(ema_decay)
         self.ema_generator = None
@@ -133,7 +137,14 @@ class DCGAN(keras.Model):
         batch_size = ops.shape(real)[0]
 
         # Discriminator: real images towards 0, generated ones towards 1.
-        fake = self.generator(self.sample_latents(batch_size), training=True)
+        latents = self.sample_latents(batch_size)
+        g_variables = self.generator.trainable_variables
+        if self.reuse_fakes:  # one generator forward serves both steps
+            fake, g_pullback = backend.forward_with_pullback(
+                lambda: self.generator(latents, training=True), g_variables)
+        else:
+            with backend.no_grad():
+                fake = self.generator(latents, training=True)
         real_targets, fake_targets = self.discriminator_targets(batch_size)
 
         def d_loss_fn():
@@ -146,17 +157,21 @@ class DCGAN(keras.Model):
         d_loss, (real_logits, fake_logits) = backend.gradient_step(
             d_loss_fn, self.discriminator.trainable_variables, self.d_optimizer)
 
-        # Generator: fresh latents, trained to make the discriminator say "real".
-        latents = self.sample_latents(batch_size)
+        # Generator: trained to make the (updated) discriminator say "real", on the same
+        # fakes (reuse_fakes, as pytorch/examples) or on fresh latents.
         g_targets = self.generator_targets(batch_size)
 
-        def g_loss_fn():
-            generated = self._augment(self.generator(latents, training=True))
-            logits = self.discriminator(generated, training=True)
-            return self.bce(g_targets, logits), ()
+        def g_loss_of(generated):
+            return self.bce(g_targets, self.discriminator(self._augment(generated), training=True))
 
-        g_loss, _ = backend.gradient_step(g_loss_fn, self.generator.trainable_variables,
-                                          self.g_optimizer)
+        if self.reuse_fakes:
+            g_loss, grad_fake = backend.value_and_input_grad(g_loss_of, fake)
+            self.g_optimizer.apply(g_pullback(grad_fake), g_variables)
+        else:
+            fresh = self.sample_latents(batch_size)
+            g_loss, _ = backend.gradient_step(
+                lambda: (g_loss_of(self.generator(fresh, training=True)), ()), g_variables,
+                self.g_optimizer)
         with backend.no_grad():
             if self.ema_generator is not None:
                 self._update_ema()
@@ -205,6 +220,7 @@ class DCGAN(keras.Model):
             "seed": self.seed,
             "ema_decay": self.ema_decay,
             "diffaugment": self.diffaugment,
+            "reuse_fakes": self.reuse_fakes,
         })
         return config
 

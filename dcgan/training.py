@@ -23,16 +23,29 @@ SAMPLE_LATENT_SEED_OFFSET = 1_000_003  # sample latents differ from the training
 log = logging.getLogger("dcgan.train")
 
 
+# What `jit_compile="auto"` means per backend, from benchmarks/train_speed.py (README, speed):
+# XLA is faster than TensorFlow's graph mode for these models (and the only sane way to run JAX);
+# torch.compile costs about a minute of compiling per run and is not faster on a CPU.
+AUTO_JIT = {"tensorflow": True, "jax": True, "torch": False}
+
+
+def resolve_jit_compile(mode: str, backend: str | None = None) -> bool:
+    """`config.jit_compile` ("auto", "true", "false") as the bool `compile()` gets."""
+    if mode == "auto":
+        return AUTO_JIT.get(backend or keras.backend.backend(), False)
+    return mode == "true"
+
+
 def build_gan(config: Config) -> DCGAN:
     """A compiled DCGAN for `config` (Adam for both networks)."""
     gan = DCGAN(build_generator(config), build_discriminator(config),
                 label_mode=config.label_mode, label_noise=config.label_noise,
                 label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay,
-                diffaugment=config.diffaugment)
+                diffaugment=config.diffaugment, reuse_fakes=config.reuse_fakes)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
-        jit_compile={"auto": "auto", "true": True, "false": False}[config.jit_compile],
+        jit_compile=resolve_jit_compile(config.jit_compile),
     )
     return gan
 
