@@ -10,11 +10,17 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 
 .PHONY: demo test venv clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# The demo needs requirements.txt only (TensorFlow); the tests also install JAX and
+# PyTorch (requirements-dev.txt: about 5 GB more, torch's wheel bundles CUDA libraries).
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt
 	$(PY) -m pip install $(PIP_FLAGS) -q --no-deps -e .  # -qq: no setuptools banners, errors still show
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -22,7 +28,7 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m dcgan train --preset demo --data demo --out runs/demo --overwrite
 
-test: venv
+test: $(VENV)/.installed-dev
 	$(PY) -m pytest
 
 clean:

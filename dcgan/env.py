@@ -47,10 +47,29 @@ def check_backend() -> str:
     return backend
 
 
+def on_tpu_runtime() -> bool:
+    """A TPU host (Colab's TPU runtimes: JAX, no TensorFlow)."""
+    return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_ACCELERATOR_TYPE")
+                or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
+
+
+def auto_backend() -> str:
+    """KERAS_BACKEND if set; else JAX on a TPU host; else the first installed of
+    tensorflow, jax, torch (a runtime without TensorFlow still trains)."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    if on_tpu_runtime() and importlib.util.find_spec("jax") is not None:
+        return "jax"
+    return next((b for b in BACKENDS if importlib.util.find_spec(BACKEND_PACKAGES[b])), "tensorflow")
+
+
 def select_backend(backend: str | None = None) -> str:
-    """Use Keras `backend` (None: KERAS_BACKEND, else tensorflow): checked, and set in
+    """Use Keras `backend` ("auto" or None: `auto_backend()`): checked, and set in
     KERAS_BACKEND before Keras is imported; DcganError, one line, if Keras already runs
     on another one (restart the Python process / the notebook's runtime)."""
+    if backend in (None, "auto"):
+        loaded = sys.modules.get("keras")
+        backend = loaded.backend.backend() if loaded is not None else auto_backend()
     if backend:
         loaded = sys.modules.get("keras")
         if loaded is not None and loaded.backend.backend() != backend:

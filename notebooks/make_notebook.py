@@ -60,8 +60,9 @@ Pick a **GPU runtime** (Runtime → Change runtime type → GPU), set the data s
 hyperparameters in the *Hyperparameters* cell, then **Runtime → Run all**. Every cell calls the
 `dcgan` package; nothing here re-implements it. Re-running the training cell after a disconnect
 **resumes** from the last checkpoint."""),
-    ("code", """#@title Setup: install the package (Colab already has TensorFlow, Keras, numpy, kagglehub)
+    ("code", """#@title Setup: install the package and pick the Keras backend (Colab has the rest)
 REPO_URL = "{REPO_URL}"  #@param {type:"string"}
+BACKEND = "auto"  #@param ["auto", "tensorflow", "jax", "torch"]
 import importlib.util, pathlib, subprocess, sys
 if importlib.util.find_spec("dcgan") is None:
     if pathlib.Path("../dcgan/__init__.py").exists():  # opened from a checkout: use it as it is
@@ -71,6 +72,7 @@ if importlib.util.find_spec("dcgan") is None:
 import dcgan
 from dcgan import Config, train
 from dcgan import notebook as nb
+nb.use_backend(BACKEND)  # "auto": JAX on a TPU runtime, TensorFlow otherwise; before Keras loads
 nb.report_environment();"""),
     ("code", """#@title Optional: keep checkpoints and grids on Google Drive (survives disconnects)
 USE_DRIVE = False  #@param {type:"boolean"}

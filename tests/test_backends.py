@@ -25,11 +25,6 @@ def _env(backend, **extra):
     return env
 
 
-def _python(backend, code, timeout=600):
-    result = subprocess.run([sys.executable, "-c", code], env=_env(backend), cwd=ROOT,
-                            capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return result.stdout
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
@@ -129,3 +124,28 @@ sys.exit(code)
     assert (tmp_path / "run" / "samples" / "epoch_001.png").exists()
     meta = json.loads((tmp_path / "run" / "checkpoints" / "ckpt-0001" / "meta.json").read_text())
     assert meta["backend"] == backend
+
+
+def test_an_old_tensorflow_format_run_is_refused_elsewhere_with_one_line(tmp_path):
+    run = tmp_path / "run"
+    _run("tensorflow", TRAIN, run, 1, "new")
+    checkpoint = run / "checkpoints" / "ckpt-0001"
+    _run("tensorflow", """
+import sys
+from pathlib import Path
+from dcgan.checkpoint import _tf_checkpoint, restore_checkpoint
+from dcgan.config import Config
+from dcgan.training import build_gan
+checkpoint = Path(sys.argv[1])
+gan = build_gan(Config.from_json(checkpoint / "config.json"))
+restore_checkpoint(checkpoint, gan)
+_tf_checkpoint(gan).write(str(checkpoint / "state"))
+(checkpoint / "state.npz").unlink()
+""", checkpoint)
+    result = subprocess.run(
+        [sys.executable, "-m", "dcgan", "train", "--resume", str(run), "--epochs", "2",
+         "--backend", "jax"], env=_env("jax"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "resume it once with --backend tensorflow" in lines[0], lines
+    assert (checkpoint / "state.index").exists()  # nothing of the run was touched

@@ -117,3 +117,17 @@ def test_ema_generator_tracks_the_generator_smoothly(tiny_demo):
         latents_for(4, config.latent_dim, 1), training=False)))
     off = build_gan(tiny_demo.replace(ema_decay=0.0))
     assert off.ema_generator is None and off.sampling_generator is off.generator
+
+
+@pytest.mark.parametrize("reuse_fakes", [False, True])
+def test_generator_step_learns_to_fool_a_fixed_discriminator(tiny_demo, reuse_fakes):
+    """The G step's gradient (through fresh fakes, or pulled back through the D step's
+    fakes) is a descent direction: against a frozen D, the generator's loss falls."""
+    config = tiny_demo.replace(d_learning_rate=1e-12, g_learning_rate=2e-3, ema_decay=0.0,
+                               reuse_fakes=reuse_fakes)
+    keras.utils.set_random_seed(config.seed)
+    dataset, _ = make_dataset(config)
+    gan = build_gan(config)
+    assert gan.reuse_fakes is reuse_fakes and gan.get_config()["reuse_fakes"] is reuse_fakes
+    g_loss = gan.fit(dataset, epochs=4, steps_per_epoch=10, verbose=0).history["g_loss"]
+    assert g_loss[-1] < 0.7 * g_loss[0], g_loss

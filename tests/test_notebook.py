@@ -61,10 +61,12 @@ def test_badges_and_install_cell_follow_the_repository_url(tmp_path):
         make_notebook.set_repository("github.com/ada", root=tmp_path)
 
 
-def _execute(tmp_path, epochs):
+def _execute(tmp_path, epochs, backend):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    setup = next(c for c in notebook.cells if 'BACKEND = "auto"' in c.source)
+    setup.source = setup.source.replace('BACKEND = "auto"', f'BACKEND = "{backend}"')
     index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
     # papermill's convention: a cell after the parameters cell overrides them.
     injected = nbformat.v4.new_code_cell(
@@ -78,17 +80,20 @@ def _execute(tmp_path, epochs):
     return notebook
 
 
-def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, monkeypatch):
     # The kernel imports this checkout of dcgan (CI installs it; this also covers a bare checkout).
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # as in a fresh Colab kernel
-    notebook = _execute(tmp_path, epochs=1)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)  # the notebook's BACKEND decides
+    notebook = _execute(tmp_path, epochs=1, backend=backend)
     run = tmp_path / "runs" / "nbtest"
     assert (run / "samples" / "epoch_001.png").exists()
     assert (run / "checkpoints" / "ckpt-0001" / "meta.json").exists()
     assert (run / "faces.png").exists() and (run / "walk.png").exists()
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert "TensorFlow" in text and "GMAC" in text
+    assert f"on {backend}" in text and "GMAC" in text
+    assert json.loads((run / "environment.json").read_text())["backend"] == backend
     stderr = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", [])
                      if o.get("name") == "stderr")
     from dcgan.quiet import NOISE
@@ -97,7 +102,7 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(tmp_path, monkeypatc
     assert noise == [], noise  # no red C++ log lines under the training cell
     images = sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", []))
     assert images >= 4  # real images, epoch grids, losses, faces, walk
-    _execute(tmp_path, epochs=2)  # a re-run continues the same run
+    _execute(tmp_path, epochs=2, backend=backend)  # a re-run continues the same run
     rows = (run / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
 

@@ -263,3 +263,30 @@ def test_tensorboard_without_the_package_is_one_clear_line(tiny_demo, tmp_path):
     with pytest.raises(ConfigError, match="pip install tensorboard"):
         train(_small(tiny_demo, tensorboard=True, out_dir=str(tmp_path / "run")), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def _to_old_format(checkpoint, config):
+    """Rewrite a checkpoint as dcgan 0.1 saved it: a tf.train.Checkpoint, no state.npz."""
+    from dcgan.checkpoint import _tf_checkpoint
+
+    gan = build_gan(config)
+    restore_checkpoint(checkpoint, gan)
+    _tf_checkpoint(gan).write(str(checkpoint / "state"))
+    (checkpoint / "state.npz").unlink()
+    return _state(gan)
+
+
+def test_a_run_saved_in_the_old_tensorflow_format_still_resumes(tiny_demo, tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the old format is TensorFlow's (other backends: tests/test_backends.py)")
+    config = _small(tiny_demo, epochs=1, out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-0001"
+    saved = _to_old_format(checkpoint, config)
+    fresh = build_gan(config)
+    restore_checkpoint(checkpoint, fresh)
+    for a, b in zip(saved, _state(fresh)):
+        np.testing.assert_array_equal(a, b)
+    _, history = train(config.replace(epochs=2), resume=True, progress=False)
+    assert history.epoch == [1]
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-0002" / "state.npz").exists()
