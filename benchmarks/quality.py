@@ -1,11 +1,13 @@
 """Quality on the demo faces for a fixed CPU budget, in SWD x1e3 (lower is better).
 
     python benchmarks/quality.py [--seconds 420] [--n 1024]
+    python benchmarks/quality.py --backends tensorflow,jax,torch [--steps 1024]
 
 Rows: the untrained generator, the trained generator (raw and EMA), the real-vs-real
 floor; then the same budget on a 500-image subset without and with DiffAugment, scored
 against held-out faces (what a small data set does to a GAN). Every row is measured in
-this one run, on the same machine.
+this one run, on the same machine.  With --backends: the same seed and number of steps on
+each Keras backend (each in its own process), so their samples can be compared.
 """
 
 from __future__ import annotations
@@ -40,22 +42,68 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def train_for(config: Config, seconds: float):
+def train_for(config: Config, seconds: float, steps: int = 0):
+    """Train for `seconds` (or exactly `steps` steps, if given)."""
     keras.utils.set_random_seed(config.seed)
     dataset, count = make_dataset(config)
     gan = build_gan(config)
     untrained = gan.generator.get_weights()
-    limit = TimeLimit(seconds)
-    gan.fit(dataset, epochs=10_000, steps_per_epoch=max(1, count // config.batch_size),
-            callbacks=[limit], verbose=0, shuffle=False)
+    limit = TimeLimit(float("inf") if steps else seconds)
+    per_epoch = max(1, count // config.batch_size)
+    gan.fit(dataset, epochs=-(-steps // per_epoch) if steps else 10_000,
+            steps_per_epoch=per_epoch, callbacks=[limit], verbose=0, shuffle=False)
     return gan, untrained, limit.steps
+
+
+def backend_rows(args) -> None:
+    """One row per backend: the same config, seed and number of steps, each backend in its own
+    process; SWD of the EMA generator against the same held-out faces."""
+    import json
+    import subprocess
+    import sys
+
+    print(f"# demo preset, {args.steps} steps on each backend (same seed), {os.cpu_count()} CPUs; "
+          f"SWD x1e3 (avg over levels) vs {args.n} held-out faces")
+    print("| backend | steps | seconds | SWD x1e3, EMA | SWD x1e3, raw | / floor (EMA) |")
+    print("|---|---|---|---|---|---|")
+    for backend in args.backends.split(","):
+        result = subprocess.run(
+            [sys.executable, __file__, "--steps", str(args.steps), "--n", str(args.n), "--json"],
+            env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True)
+        if result.returncode:
+            raise SystemExit(f"{backend}: {result.stderr[-2000:]}")
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"| {backend} | {row['steps']} | {row['seconds']:.0f} | {row['ema']:.2f} | "
+              f"{row['raw']:.2f} | {row['ema'] / row['floor']:.2f} |", flush=True)
+
+
+def one_backend_json(args) -> None:
+    import json
+
+    config = Config.from_preset("demo")
+    real, floor = demo_faces(args.n, config.image_size, seed=101), demo_faces(args.n, config.image_size, seed=202)
+    start = time.perf_counter()
+    gan, _, steps = train_for(config, 0, steps=args.steps)
+    seconds = time.perf_counter() - start
+    swd = {k: sliced_wasserstein(real, images)["swd_x1e3_avg"] for k, images in (
+        ("floor", floor), ("raw", fake_set(gan.generator, args.n)),
+        ("ema", fake_set(gan.ema_generator, args.n)))}
+    print(json.dumps({"backend": keras.backend.backend(), "steps": steps, "seconds": seconds, **swd}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=420, help="training budget per run")
     parser.add_argument("--n", type=int, default=1024, help="images per SWD set")
+    parser.add_argument("--backends", default=None,
+                        help="instead: the same number of --steps on each of these Keras backends")
+    parser.add_argument("--steps", type=int, default=1024, help="with --backends: steps per backend")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.backends:
+        return backend_rows(args)
+    if args.json:
+        return one_backend_json(args)
     config = Config.from_preset("demo")
     size, n = config.image_size, args.n
     # Held-out real faces: seeds the training set (seed 0) never uses.

@@ -29,10 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------- worker side
 def _keras_worker(spec: dict):
+    import dcgan  # noqa: F401  (first: keeps TensorFlow's C++ start-up lines quiet)
     import keras
     import numpy as np
 
     from dcgan.config import Config
+    from dcgan.models import resolve_data_format
     from dcgan.training import build_gan, resolve_jit_compile
 
     config = Config.from_preset(spec["preset"], batch_size=spec["batch"], jit_compile=spec["jit"],
@@ -54,6 +56,7 @@ def _keras_worker(spec: dict):
 
         data = Same()
     spec["jit_compiled"] = resolve_jit_compile(config.jit_compile)
+    spec["data_format"] = resolve_data_format(config)
 
     def run(steps):
         gan.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
@@ -80,7 +83,8 @@ def worker(spec: dict) -> None:
     run = _peer_worker(spec) if spec["backend"] == "peer" else _keras_worker(spec)
     run(2)  # compile / warm up
     run(spec["steps"])
-    print(json.dumps({"ready": True, "jit": spec.get("jit_compiled")}), flush=True)
+    print(json.dumps({"ready": True, "jit": spec.get("jit_compiled"),
+                      "layout": spec.get("data_format")}), flush=True)
     for line in sys.stdin:
         steps = int(line)
         start = time.perf_counter()
@@ -141,7 +145,7 @@ def main() -> None:
     for spec in variants:  # built and compiled one after another: no contention
         process = _start(spec)
         ready = _read(process, spec["label"])
-        spec["jit_compiled"] = ready.get("jit")
+        spec["jit_compiled"], spec["layout"] = ready.get("jit"), ready.get("layout")
         workers.append(process)
     seconds = {i: [] for i in range(len(variants))}
     for r in range(args.rounds):
@@ -161,13 +165,14 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, keras "
           f"{version('keras')}; preset {args.preset}, batch {args.batch_size}; median of "
           f"{args.rounds} alternating rounds of {args.steps} steps")
-    print("| variant | XLA/compiled | ms/step | img/s | x peer | spread (min-max img/s) |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | compiled | layout | ms/step | img/s | x peer | spread (min-max img/s) |")
+    print("|---|---|---|---|---|---|---|")
     for i, spec in enumerate(variants):
         rates = [args.steps * args.batch_size / s for s in seconds[i]]
         ratio = f"{speeds[i] / peer:.2f}" if peer else "-"
         compiled = {True: "yes", False: "no", None: "-"}[spec.get("jit_compiled")]
-        print(f"| {spec['label']} | {compiled} | {1000 * args.batch_size / speeds[i]:.0f} | "
+        layout = spec.get("layout") or "channels_first"  # the peer: PyTorch's NCHW
+        print(f"| {spec['label']} | {compiled} | {layout} | {1000 * args.batch_size / speeds[i]:.0f} | "
               f"{speeds[i]:.1f} | {ratio} | {min(rates):.1f}-{max(rates):.1f} |")
 
 

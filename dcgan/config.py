@@ -21,9 +21,11 @@ from dcgan.io import atomic_write_text
 # (Architectures are the registry in dcgan.models: a new one is one entry there.)
 LABEL_MODES = ("noise", "one_sided")
 JIT_MODES = ("auto", "true", "false")
+DATA_FORMATS = ("auto", "channels_last", "channels_first")  # the layout inside the networks
 SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
-FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS}
+FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
+                 "data_format": DATA_FORMATS}
 
 
 def policy_names(text: str) -> tuple[str, ...]:
@@ -77,6 +79,9 @@ class Config:
 
     # "auto": what measured fastest on each backend (dcgan.training.AUTO_JIT); "true"/"false"
     jit_compile: str = "auto"
+    # the networks' inner layout ("auto": channels_first on PyTorch, else channels_last); images
+    # in and out and the weights are the same either way (dcgan.models.resolve_data_format)
+    data_format: str = "auto"
 
     # exponential moving average of the generator's weights (0 = off); samples use it
     ema_decay: float = 0.999
@@ -224,7 +229,7 @@ class Config:
 # Fields a resumed run may change without --allow-config-change: they don't alter the model,
 # the data or the optimisation, only how long it runs and what it writes.
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
-                     "eval_every", "eval_images")
+                     "eval_every", "eval_images", "jit_compile", "data_format")
 
 
 def field_types() -> dict[str, type]:

@@ -36,6 +36,31 @@ def build_discriminator(config: Config) -> keras.Model:
 
 
 # ---------------------------------------------------------------- seed models
+def resolve_data_format(config: Config, backend: str | None = None) -> str:
+    """The layout inside the networks ("auto": what measured fastest per backend, AUTO_FORMAT).
+
+    Images in and out stay (batch, height, width, 3) whatever the layout inside, and the
+    weights are the same: a checkpoint moves between layouts and backends unchanged."""
+    if config.data_format != "auto":
+        return config.data_format
+    return AUTO_FORMAT.get(backend or keras.backend.backend(), "channels_last")
+
+
+# benchmarks/train_speed.py (README, speed): PyTorch's CPU and GPU convolutions are
+# channels-first; Keras' channels-last layout costs a transpose around each of them.
+AUTO_FORMAT = {"torch": "channels_first"}
+
+
+def _to_inner(x, fmt):
+    """NHWC activations -> the networks' inner layout."""
+    return layers.Permute((3, 1, 2))(x) if fmt == "channels_first" else x
+
+
+def _to_outer(x, fmt):
+    """The inner layout -> NHWC (images out; before Flatten, so Dense weights do not depend on it)."""
+    return layers.Permute((2, 3, 1))(x) if fmt == "channels_first" else x
+
+
 def _seed_generator(c: Config) -> keras.Model:
     """Dense -> 16x16 seed -> Conv2DTranspose stack (last ones upsample) -> Conv2D stack -> tanh."""
     upsamplings = int(math.log2(c.image_size // 16))
@@ -61,11 +86,13 @@ def _seed_generator(c: Config) -> keras.Model:
 def _seed_discriminator(c: Config) -> keras.Model:
     """Strided conv + LeakyReLU blocks -> dropout -> one Dense logit."""
     image = keras.Input((c.image_size, c.image_size, 3), name="image")
-    x = image
+    fmt = resolve_data_format(c)
+    x = _to_inner(image, fmt)
     for i, width in enumerate(c.d_widths):
-        x = layers.Conv2D(width, c.d_kernel, strides=2, padding="same", name=f"block{i}")(x)
+        x = layers.Conv2D(width, c.d_kernel, strides=2, padding="same", data_format=fmt,
+                          name=f"block{i}")(x)
         x = layers.LeakyReLU(c.leaky_slope)(x)
-    x = layers.Flatten()(x)
+    x = layers.Flatten()(_to_outer(x, fmt))
     x = layers.Dropout(c.d_dropout)(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
@@ -87,9 +114,10 @@ def _dcgan_init(c: Config) -> dict:
     }
 
 
-def _batch_norm(init: dict, name: str) -> layers.Layer:
+def _batch_norm(init: dict, name: str, fmt: str) -> layers.Layer:
     # PyTorch's BatchNorm2d defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+    return layers.BatchNormalization(axis=1 if fmt == "channels_first" else -1,
+                                     momentum=0.9, epsilon=1e-5,
                                      gamma_initializer=init["gamma"], name=name)
 
 
@@ -97,32 +125,35 @@ def _dcgan_generator(c: Config) -> keras.Model:
     """As pytorch/examples' dcgan netG: 1x1 -> 4x4 -> ... -> image, BatchNorm + ReLU, tanh."""
     init = _dcgan_init(c)
     z = keras.Input((c.latent_dim,), name="latent")
-    x = layers.Reshape((1, 1, c.latent_dim))(z)
+    fmt = resolve_data_format(c)
+    x = _to_inner(layers.Reshape((1, 1, c.latent_dim))(z), fmt)
     for i, width in enumerate(c.g_widths):
         stride, padding = (1, "valid") if i == 0 else (2, "same")
         x = layers.Conv2DTranspose(width, 4, strides=stride, padding=padding, use_bias=False,
-                                   kernel_initializer=init["conv"], name=f"up{i}")(x)
-        x = _batch_norm(init, f"bn{i}")(x)
+                                   data_format=fmt, kernel_initializer=init["conv"],
+                                   name=f"up{i}")(x)
+        x = _batch_norm(init, f"bn{i}", fmt)(x)
         x = layers.ReLU()(x)
-    image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False,
+    image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False, data_format=fmt,
                                    kernel_initializer=init["conv"], name="to_rgb")(x)
     image = layers.Activation("tanh", dtype="float32")(image)
-    return keras.Model(z, image, name="generator")
+    return keras.Model(z, _to_outer(image, fmt), name="generator")
 
 
 def _dcgan_discriminator(c: Config) -> keras.Model:
     """As pytorch/examples' dcgan netD, with the final sigmoid folded into the loss."""
     init = _dcgan_init(c)
     image = keras.Input((c.image_size, c.image_size, 3), name="image")
-    x = image
+    fmt = resolve_data_format(c)
+    x = _to_inner(image, fmt)
     for i, width in enumerate(reversed(c.g_widths)):
-        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
+        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, data_format=fmt,
                           kernel_initializer=init["conv"], name=f"block{i}")(x)
         if i > 0:  # Radford: no BatchNorm on the discriminator's input layer
-            x = _batch_norm(init, f"bn{i}")(x)
+            x = _batch_norm(init, f"bn{i}", fmt)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=init["conv"],
-                      dtype="float32", name="logit_conv")(x)
+                      data_format=fmt, dtype="float32", name="logit_conv")(x)
     logit = layers.Flatten(name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
 
@@ -149,8 +180,12 @@ def count_macs(model: keras.Model) -> int:
             total += int(layer.kernel.shape[0] * layer.kernel.shape[1])
         elif isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
             kh, kw, *_ = layer.kernel.shape
-            cin, cout = layer.input.shape[-1], layer.output.shape[-1]
+            first = layer.data_format == "channels_first"
+            inp, out = (list(t.shape) for t in (layer.input, layer.output))
+            if first:  # as channels-last: (batch, h, w, c)
+                inp, out = ([s[0], *s[2:], s[1]] for s in (inp, out))
+            cin, cout = inp[-1], out[-1]
             # A transposed conv spends its MACs per input position, a conv per output position.
-            shape = layer.input.shape if isinstance(layer, layers.Conv2DTranspose) else layer.output.shape
+            shape = inp if isinstance(layer, layers.Conv2DTranspose) else out
             total += int(shape[1] * shape[2] * kh * kw * cin * cout)
     return total

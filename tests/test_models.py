@@ -48,7 +48,7 @@ def test_seed128_layer_stack_is_the_specified_one():
 
 
 def test_dcgan64_matches_pytorch_examples_shapes():
-    config = Config.from_preset("dcgan64")
+    config = Config.from_preset("dcgan64", data_format="channels_last")  # shapes as written below
     g, d = build_generator(config), build_discriminator(config)
     assert g.input_shape == (None, 100) and g.output_shape == (None, 64, 64, 3)
     assert [layer.output.shape[1:] for layer in g.layers if isinstance(layer, layers.Conv2DTranspose)] == [
@@ -78,3 +78,28 @@ def test_keras_file_round_trip_is_exact(fixture, request, tmp_path):
         loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
                                       keras.ops.convert_to_numpy(loaded(x, training=False)))
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("preset", ["dcgan64", "seed128"])
+def test_channels_first_inside_is_the_same_network(preset):
+    """The inner layout changes neither the weights nor what the networks compute."""
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow's CPU convolutions are channels-last only")
+    small = {"dcgan64": dict(image_size=32, g_widths=(16, 8, 4)),
+             "seed128": dict(image_size=32, seed_channels=8, g_transpose_widths=(8, 8, 8, 8),
+                             g_conv_widths=(8, 8), d_widths=(8, 8, 8, 8, 8), d_dropout=0.0)}[preset]
+    last = Config.from_preset(preset, data_format="channels_last", **small)
+    first = last.replace(data_format="channels_first")
+    z = np.random.default_rng(0).standard_normal((3, last.latent_dim)).astype("float32")
+    for build in (build_generator, build_discriminator):
+        a, b = build(last), build(first)
+        assert [w.shape for w in a.weights] == [w.shape for w in b.weights]
+        b.set_weights(a.get_weights())
+        x = z if build is build_generator else np.tanh(
+            np.random.default_rng(1).standard_normal((3, 32, 32, 3))).astype("float32")
+        for training in (False, True):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(a(x, training=training)),
+                                       keras.ops.convert_to_numpy(b(x, training=training)),
+                                       rtol=1e-4, atol=1e-5)
+        assert count_macs(a) == count_macs(b)
