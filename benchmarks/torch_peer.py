@@ -69,7 +69,7 @@ class Peer:
         err_g = self.criterion(self.netD(fake).view(-1), real_label)
         err_g.backward()
         self.optG.step()
-        return float(err_real + err_fake), float(err_g)
+        return float((err_real + err_fake).detach()), float(err_g.detach())
 
     def run(self, steps):
         for _ in range(steps):

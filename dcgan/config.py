@@ -79,7 +79,7 @@ class Config:
 
     # "auto": what measured fastest on each backend (dcgan.training.AUTO_JIT); "true"/"false"
     jit_compile: str = "auto"
-    # the networks' inner layout ("auto": channels_first on PyTorch, else channels_last); images
+    # the networks' inner layout ("auto": channels_last, see models.AUTO_FORMAT); images
     # in and out and the weights are the same either way (dcgan.models.resolve_data_format)
     data_format: str = "auto"
 
@@ -285,6 +285,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_learning_rate": 2e-4,
         "g_learning_rate": 2e-4,
         "label_noise": 0.0,
+        "reuse_fakes": True,  # pytorch/examples' step: G learns from the D step's fakes
     },
     # Small enough to learn the built-in faces on 2 CPU cores in minutes.
     # Radford's layout, narrow and at 32x32: learns the built-in faces on
