@@ -149,3 +149,32 @@ _tf_checkpoint(gan).write(str(checkpoint / "state"))
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "resume it once with --backend tensorflow" in lines[0], lines
     assert (checkpoint / "state.index").exists()  # nothing of the run was touched
+
+
+SAMPLE_AND_SCORE = """
+import json, sys
+import numpy as np
+from dcgan.evaluate import evaluate
+from dcgan.sampling import generate, interpolate
+run, out = sys.argv[1], sys.argv[2]
+faces = generate(run, n=8, seed=3, out=out + ".png")
+walk = interpolate(run, 1, 2, steps=4, out=out + ".gif")
+scores = evaluate(run, metrics=("swd",), n=64, out=out + ".json")
+np.save(out + ".npy", faces)
+print(json.dumps({"swd": scores["swd"]["swd_x1e3_avg"], "walk": list(walk.shape)}))
+"""
+
+
+def test_a_generator_samples_and_scores_the_same_on_every_backend(tmp_path):
+    run = tmp_path / "run"
+    _run("tensorflow", TRAIN, run, 1, "new")
+    results = {}
+    for backend in ["tensorflow", *OTHER_BACKENDS]:
+        out = tmp_path / backend
+        results[backend] = json.loads(_run(backend, SAMPLE_AND_SCORE, run, out).strip().splitlines()[-1])
+        assert (tmp_path / f"{backend}.png").exists() and (tmp_path / f"{backend}.gif").exists()
+    faces = {b: np.load(tmp_path / f"{b}.npy") for b in results}
+    for backend in OTHER_BACKENDS:  # same weights, same latents: the same faces and scores
+        np.testing.assert_allclose(faces[backend], faces["tensorflow"], atol=1e-4)
+        assert results[backend]["walk"] == results["tensorflow"]["walk"]
+        assert abs(results[backend]["swd"] - results["tensorflow"]["swd"]) < 1e-3 * results["tensorflow"]["swd"]
