@@ -202,9 +202,8 @@ def test_help_for_each_command(tmp_path):
 
 
 def test_a_backend_that_cannot_train_or_is_missing_is_one_line(tmp_path):
-    cases = [("cobol", ["KERAS_BACKEND=cobol", "choose one of"])]
-    if importlib.util.find_spec("torch"):  # installed: training refuses it (for now)
-        cases.append(("torch", ["TensorFlow backend", "'torch'"]))
+    cases = [("cobol", ["KERAS_BACKEND=cobol", "choose one of"]),
+             ("numpy", ["KERAS_BACKEND=numpy", "dcgan runs on tensorflow, jax, torch"])]  # no gradients
     if not importlib.util.find_spec("openvino"):  # a real Keras backend, not installed here
         cases.append(("openvino", ["KERAS_BACKEND=openvino", "pip install openvino"]))
     for backend, words in cases:
@@ -213,3 +212,16 @@ def test_a_backend_that_cannot_train_or_is_missing_is_one_line(tmp_path):
                                 capture_output=True, text=True, timeout=300)
         assert_one_line_error(result, *words)
         assert not (tmp_path / "b").exists()  # nothing written
+
+
+def test_switching_backend_after_keras_loaded_is_one_clear_error():
+    import keras
+
+    from dcgan.env import select_backend
+    from dcgan.errors import DcganError
+
+    running = keras.backend.backend()
+    assert select_backend(running) == running and select_backend("auto") == running
+    other = "jax" if running != "jax" else "torch"
+    with pytest.raises(DcganError, match=f"already running on {running}.*restart"):
+        select_backend(other)
