@@ -12,11 +12,12 @@ from dcgan import quiet
 quiet.install()  # before anything imports TensorFlow: its C++ start-up lines are not for users
 
 from dcgan.config import PRESETS, Config  # noqa: E402
+from dcgan.env import select_backend as use_backend  # noqa: E402  (call it before Keras loads)
 from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "PRESETS", "DcganError", "ConfigError", "DataError", "CheckpointError",
+__all__ = ["Config", "PRESETS", "use_backend", "DcganError", "ConfigError", "DataError", "CheckpointError",
            "DCGAN", "build_generator", "build_discriminator", "train", "generate", "demo_faces"]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from dcgan.config import Config
 from dcgan.data import load_real_images
 from dcgan.download import download_celeba
-from dcgan.env import environment, select_backend
+from dcgan.env import environment
 from dcgan.errors import DcganError
 from dcgan.images import save_grid, show_image
 from dcgan.models import build_discriminator, build_generator, count_macs
@@ -27,12 +27,6 @@ log = logging.getLogger("dcgan")
 
 def in_colab() -> bool:
     return "google.colab" in sys.modules
-
-
-def use_backend(backend: str = "auto") -> str:
-    """Choose the Keras backend before anything imports Keras ("auto": JAX on a TPU runtime,
-    else $KERAS_BACKEND, else TensorFlow); returns it. Changing it later needs a restart."""
-    return select_backend(backend)
 
 
 def report_environment() -> dict:

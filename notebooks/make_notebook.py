@@ -70,9 +70,9 @@ if importlib.util.find_spec("dcgan") is None:
     else:
         subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"])
 import dcgan
+dcgan.use_backend(BACKEND)  # before Keras loads; "auto": JAX on a TPU runtime, else TensorFlow
 from dcgan import Config, train
 from dcgan import notebook as nb
-nb.use_backend(BACKEND)  # "auto": JAX on a TPU runtime, TensorFlow otherwise; before Keras loads
 nb.report_environment();"""),
     ("code", """#@title Optional: keep checkpoints and grids on Google Drive (survives disconnects)
 USE_DRIVE = False  #@param {type:"boolean"}

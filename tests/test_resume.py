@@ -168,7 +168,9 @@ def test_logs_plot_and_progress_gif(tiny_demo, tmp_path):
 KILL_FLAGS = ["--preset", "seed128", "--image-size", "32", "--seed-channels", "512",
               "--g-transpose-widths", "8,8,8,8", "--g-conv-widths", "8,8", "--d-widths", "8,8,8,8,8",
               "--batch-size", "8", "--demo-images", "64", "--steps-per-epoch", "25",
-              "--num-samples", "4", "--jit-compile", "false"]
+              "--num-samples", "4",
+              # TF: no XLA compile per restart; JAX: un-jitted steps would be slower still
+              "--jit-compile", "false" if keras.backend.backend() == "tensorflow" else "auto"]
 
 
 def _start(args, cwd):
