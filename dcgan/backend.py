@@ -32,7 +32,9 @@ def gradient_step(loss_fn, variables, optimizer):
     """Minimise `loss_fn()` over `variables` with `optimizer`; return (loss, aux).
 
     `loss_fn` takes no arguments and returns (loss, aux); it may update other
-    state (BatchNorm statistics, the random generator) as a side effect.
+    state (BatchNorm statistics, the random generator) as a side effect.  The
+    gradient is taken of `optimizer.scale_loss(loss)` (a LossScaleOptimizer
+    unscales it and skips a step whose gradients are not finite).
     """
     backend = name()
     if backend == "tensorflow":
@@ -40,21 +42,39 @@ def gradient_step(loss_fn, variables, optimizer):
 
         with tf.GradientTape() as tape:
             loss, aux = loss_fn()
-        optimizer.apply(tape.gradient(loss, variables), variables)
+            scaled = optimizer.scale_loss(loss)
+        apply_gradients(optimizer, tape.gradient(scaled, variables), variables)
         return loss, aux
     if backend == "torch":
-        import torch
-
         for variable in variables:  # the other network's gradients are never read
             variable.value.grad = None
         loss, aux = loss_fn()
-        loss.backward()
-        with torch.no_grad():
-            optimizer.apply([v.value.grad for v in variables], variables)
+        optimizer.scale_loss(loss).backward()
+        apply_gradients(optimizer, [v.value.grad for v in variables], variables)
         return loss, aux
     if backend == "jax":
         return _jax_gradient_step(loss_fn, variables, optimizer)
     raise NotImplementedError(f"no training step for the {backend!r} backend")
+
+
+def apply_gradients(optimizer, grads, variables):
+    """`optimizer.apply(grads, variables)`, as each backend's step needs it."""
+    backend = name()
+    if backend == "jax":  # pure: a LossScaleOptimizer's cond must not assign from inside
+        scope = _step_scope
+        state = optimizer.variables
+        new_values, new_state = optimizer.stateless_apply(
+            [scope.get_current_value(v) for v in state], grads,
+            [scope.get_current_value(v) for v in variables])
+        _assign(variables, new_values)
+        _assign(state, new_state)
+    elif backend == "torch":
+        import torch
+
+        with torch.no_grad():
+            optimizer.apply(grads, variables)
+    else:
+        optimizer.apply(grads, variables)
 
 
 def no_grad():
@@ -104,14 +124,14 @@ def _jax_gradient_step(loss_fn, variables, optimizer):
 
     scope, others, call = _jax_pure(loss_fn, variables)
 
-    def loss_of(values):
+    def scaled_loss_of(values):
         (loss, aux), updates = call(values)
-        return loss, (aux, updates)
+        return optimizer.scale_loss(loss), (loss, aux, updates)
 
     current = [scope.get_current_value(v) for v in variables]
-    (loss, (aux, updates)), grads = jax.value_and_grad(loss_of, has_aux=True)(current)
+    (_, (loss, aux, updates)), grads = jax.value_and_grad(scaled_loss_of, has_aux=True)(current)
     _assign(others, updates)
-    optimizer.apply(grads, variables)
+    apply_gradients(optimizer, grads, variables)
     return loss, aux
 
 
@@ -146,30 +166,36 @@ def forward_with_pullback(fn, variables):
     raise NotImplementedError(f"no training step for the {backend!r} backend")
 
 
-def value_and_input_grad(fn, x):
-    """(fn(x), d fn(x) / dx) for a scalar `fn` of a tensor `x` (no variable is differentiated;
-    their side effects, e.g. BatchNorm statistics, are kept)."""
+def input_grad(fn, x):
+    """(aux, d objective / dx) where `fn(x)` returns (objective, aux), a scalar objective of a
+    tensor `x` (no variable is differentiated; side effects such as BatchNorm statistics
+    are kept)."""
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
             tape.watch(x)
-            value = fn(x)
-        return value, tape.gradient(value, x)
+            objective, aux = fn(x)
+        return aux, tape.gradient(objective, x)
     if backend == "torch":
         import torch
 
         leaf = x.detach().requires_grad_(True)
-        value = fn(leaf)
-        return value, torch.autograd.grad(value, leaf)[0]
+        objective, aux = fn(leaf)
+        return aux, torch.autograd.grad(objective, leaf)[0]
     if backend == "jax":
         import jax
 
         _, others, call = _jax_pure(fn, [])
-        (value, updates), grad = jax.value_and_grad(lambda x: call([], x), has_aux=True)(x)
+
+        def objective_of(x):
+            (objective, aux), updates = call([], x)
+            return objective, (aux, updates)
+
+        (_, (aux, updates)), grad = jax.value_and_grad(objective_of, has_aux=True)(x)
         _assign(others, updates)
-        return value, grad
+        return aux, grad
     raise NotImplementedError(f"no training step for the {backend!r} backend")
 
 

@@ -17,6 +17,7 @@ from dcgan.gan import generate_images
 from dcgan.images import save_grid, show_image
 from dcgan.io import atomic_path, remove_stale_partials
 from dcgan.plots import plot_losses, progress_gif
+from dcgan.precision import float32_copy
 from dcgan.run import RunPaths, latest_checkpoint
 
 
@@ -85,9 +86,9 @@ class Checkpointer(keras.callbacks.Callback):
         self.last_saved = save_checkpoint(self.paths.checkpoints, self.model, done, self.config,
                                           self.latents, final=final, keep=self.keep)
         for network in (self.model.generator, self.model.ema_generator, self.model.discriminator):
-            if network is not None:
+            if network is not None:  # exported in float32 whatever the training precision
                 with atomic_path(self.paths.export(network.name)) as tmp:
-                    network.save(tmp)
+                    float32_copy(network).save(tmp)
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -174,7 +175,7 @@ class ProgressBar(keras.callbacks.Callback):
         if self.bar is not None:
             rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(_format(logs) + f" {rate:.0f} img/s", refresh=False)
-            self.bar.update(1)
+            self.bar.update(batch + 1 - self.bar.n)  # steps_per_execution > 1: several at once
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started

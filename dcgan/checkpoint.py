@@ -3,9 +3,9 @@
 A checkpoint is a folder `checkpoints/ckpt-EEEE/` holding:
 
 - `state.npz`: every variable of the generator, its EMA copy, the
-  discriminator (weights and BatchNorm statistics), both optimizers (moments,
-  iteration counts, loss scale) and the GAN's random-generator state, as
-  numpy arrays named `part/index` (backend-neutral: a checkpoint written on
+  discriminator (weights, BatchNorm statistics, dropout's random stream), both
+  optimizers (moments, iteration counts; loss scales under float16) and the
+  GAN's random-generator state, as numpy arrays named `part/index` (backend-neutral: a checkpoint written on
   TensorFlow resumes on JAX or PyTorch and back);
 - `latents.npy`: the fixed sample latents; `config.json`: the run's config;
 - `meta.json`: epoch, optimizer steps, time, library versions (written last).
@@ -32,6 +32,7 @@ from dcgan.config import Config
 from dcgan.env import environment
 from dcgan.errors import CheckpointError
 from dcgan.io import fsync_tree, remove_stale_partials
+from dcgan.precision import inner_optimizer, loss_scale_variables
 from dcgan.run import CHECKPOINT_META, checkpoint_folder, list_checkpoints
 
 log = logging.getLogger("dcgan.train")
@@ -42,13 +43,34 @@ STATE_FILE = "state.npz"
 TF_STATE_INDEX = "state.index"  # checkpoints before the backend-neutral format (dcgan 0.1)
 
 
+# A run may change precision when it resumes (its "auto" differs between a T4, an A100
+# and a CPU): loss scales are kept when both sides have them, and otherwise left out.
+# Checkpoints before dcgan 0.3 lack the layers' random streams (dropout): those restart.
+OPTIONAL_PARTS = ("d_loss_scale", "g_loss_scale", "layer_seeds")
+
+
+def _layer_seeds(gan) -> list:
+    """State the networks hold beyond their weights: the layers' random streams (Dropout)."""
+    seeds = []
+    for network in (gan.generator, gan.discriminator):
+        weights = {id(w) for w in network.weights}
+        seeds += [v for v in network.variables if id(v) not in weights]
+    return seeds
+
+
 def state_parts(gan) -> dict[str, list]:
     """The variables a checkpoint holds, by part, in a fixed order."""
     parts = {"generator": gan.generator.weights, "discriminator": gan.discriminator.weights,
-             "d_optimizer": gan.d_optimizer.variables, "g_optimizer": gan.g_optimizer.variables,
+             "d_optimizer": inner_optimizer(gan.d_optimizer).variables,
+             "g_optimizer": inner_optimizer(gan.g_optimizer).variables,
              "seed": [gan.seed_generator.state]}
     if gan.ema_generator is not None:
         parts["ema_generator"] = gan.ema_generator.weights
+    if _layer_seeds(gan):
+        parts["layer_seeds"] = _layer_seeds(gan)
+    for part, optimizer in (("d_loss_scale", gan.d_optimizer), ("g_loss_scale", gan.g_optimizer)):
+        if loss_scale_variables(optimizer):
+            parts[part] = loss_scale_variables(optimizer)
     return parts
 
 
@@ -66,6 +88,8 @@ def _read_state(path: Path, gan) -> None:
     assignments = []
     for part, variables in state_parts(gan).items():
         saved = sorted(k for k in arrays if k.startswith(part + "/"))
+        if not saved and part in OPTIONAL_PARTS:
+            continue  # e.g. saved without loss scaling: start from the initial scale
         if len(saved) != len(variables):
             raise ValueError(f"{part} has {len(saved)} variables saved, the model {len(variables)}")
         for variable, key in zip(variables, saved):
@@ -74,6 +98,7 @@ def _read_state(path: Path, gan) -> None:
                 raise ValueError(f"{key} ({variable.path}) is {value.shape} saved, "
                                  f"{tuple(variable.shape)} in the model")
             assignments.append((variable, value))
+    arrays = {k: v for k, v in arrays.items() if k.split("/")[0] not in OPTIONAL_PARTS}
     if arrays:
         raise ValueError(f"{len(arrays)} saved variables have no place in the model "
                          f"(e.g. {next(iter(arrays))})")
@@ -86,8 +111,8 @@ def _tf_checkpoint(gan):
     import tensorflow as tf  # lazy: only older runs, only on TensorFlow
 
     parts = dict(generator=gan.generator, discriminator=gan.discriminator,
-                 d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,
-                 seed_state=gan.seed_generator.state.value)
+                 d_optimizer=inner_optimizer(gan.d_optimizer),
+                 g_optimizer=inner_optimizer(gan.g_optimizer), seed_state=gan.seed_generator.state.value)
     if gan.ema_generator is not None:
         parts["ema_generator"] = gan.ema_generator
     return tf.train.Checkpoint(**parts)
@@ -95,8 +120,9 @@ def _tf_checkpoint(gan):
 
 def build_optimizers(gan) -> None:
     """Create the optimizers' variables now, so a checkpoint can be restored into them."""
-    gan.d_optimizer.build(gan.discriminator.trainable_variables)
-    gan.g_optimizer.build(gan.generator.trainable_variables)
+    for optimizer, network in ((gan.d_optimizer, gan.discriminator), (gan.g_optimizer, gan.generator)):
+        if not optimizer.built:  # a LossScaleOptimizer would build itself twice
+            optimizer.build(network.trainable_variables)
 
 
 def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents: np.ndarray,

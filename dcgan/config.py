@@ -22,10 +22,11 @@ from dcgan.io import atomic_write_text
 LABEL_MODES = ("noise", "one_sided")
 JIT_MODES = ("auto", "true", "false")
 DATA_FORMATS = ("auto", "channels_last", "channels_first")  # the layout inside the networks
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
 SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
-                 "data_format": DATA_FORMATS}
+                 "data_format": DATA_FORMATS, "precision": PRECISIONS}
 
 
 def policy_names(text: str) -> tuple[str, ...]:
@@ -82,6 +83,12 @@ class Config:
     # the networks' inner layout ("auto": channels_last, see models.AUTO_FORMAT); images
     # in and out and the weights are the same either way (dcgan.models.resolve_data_format)
     data_format: str = "auto"
+    # "auto": float16 on NVIDIA 7.x GPUs (T4, V100), bfloat16 on 8.0+ (A100, L4, H100) and
+    # TPUs, float32 on CPUs (dcgan.hardware.precision_for); float16 gets loss scaling
+    precision: str = "auto"
+    # training steps per call into the compiled step (0: auto, dcgan.training.AUTO_STEPS);
+    # callbacks still run once per epoch, the progress bar moves in jumps of this many
+    steps_per_execution: int = 0
 
     # exponential moving average of the generator's weights (0 = off); samples use it
     ema_decay: float = 0.999
@@ -157,6 +164,8 @@ class Config:
         if self.eval_every < 0 or self.eval_images < 16:
             raise bad("eval_every" if self.eval_every < 0 else "eval_images",
                       "must be >= 0" if self.eval_every < 0 else "must be at least 16")
+        if self.steps_per_execution < 0:
+            raise bad("steps_per_execution", "must be 0 (auto) or a number of steps")
         if self.keep_checkpoints < 0:
             raise bad("keep_checkpoints", "must not be negative")
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.demo_images < 1:
@@ -229,7 +238,8 @@ class Config:
 # Fields a resumed run may change without --allow-config-change: they don't alter the model,
 # the data or the optimisation, only how long it runs and what it writes.
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
-                     "eval_every", "eval_images", "jit_compile", "data_format")
+                     "eval_every", "eval_images", "jit_compile", "data_format", "precision",
+                     "steps_per_execution")
 
 
 def field_types() -> dict[str, type]:

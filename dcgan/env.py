@@ -133,5 +133,9 @@ def _torch_devices() -> list[str]:
     return [f"GPU {i}: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
 
 
-def write_environment(path: str | Path) -> None:
-    atomic_write_text(path, json.dumps(environment(), indent=1) + "\n")
+def write_environment(path: str | Path, resolved: dict | None = None) -> None:
+    """environment() and, under "resolved", what a run's `auto` settings became here."""
+    info = environment()
+    if resolved:
+        info["resolved"] = resolved
+    atomic_write_text(path, json.dumps(info, indent=1) + "\n")

@@ -165,8 +165,14 @@ class DCGAN(keras.Model):
             return self.bce(g_targets, self.discriminator(self._augment(generated), training=True))
 
         if self.reuse_fakes:
-            g_loss, grad_fake = backend.value_and_input_grad(g_loss_of, fake)
-            self.g_optimizer.apply(g_pullback(grad_fake), g_variables)
+            def scaled_g_loss(generated):
+                loss = g_loss_of(generated)
+                return self.g_optimizer.scale_loss(loss), loss
+
+            # The pullback of the scaled loss's gradient is the scaled gradient the
+            # optimizer unscales (with loss scaling; otherwise scale_loss is the identity).
+            g_loss, grad_fake = backend.input_grad(scaled_g_loss, fake)
+            backend.apply_gradients(self.g_optimizer, g_pullback(grad_fake), g_variables)
         else:
             fresh = self.sample_latents(batch_size)
             g_loss, _ = backend.gradient_step(

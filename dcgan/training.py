@@ -16,37 +16,85 @@ from dcgan.errors import ConfigError
 from dcgan.env import write_environment
 from dcgan.evaluate import PeriodicEval
 from dcgan.gan import DCGAN, latents_for
-from dcgan.models import build_discriminator, build_generator
+from dcgan.hardware import Accelerator, local_accelerator
+from dcgan.models import build_discriminator, build_generator, resolve_data_format
+from dcgan.precision import dtype_policy, optimizer_for, resolve_precision
 from dcgan.run import RunPaths, resolve_run
 
 SAMPLE_LATENT_SEED_OFFSET = 1_000_003  # sample latents differ from the training stream
 log = logging.getLogger("dcgan.train")
 
 
-# What `jit_compile="auto"` means per backend, from benchmarks/train_speed.py (README, speed):
-# XLA on TensorFlow (see the README's table) and on JAX (its trainer is built around jax.jit);
-# torch.compile took minutes to compile, hit its recompile limit and was no faster on a CPU
-# (dcgan64: 0.82x vs 0.85x of plain PyTorch); on a GPU it is unmeasured.
-AUTO_JIT = {"tensorflow": True, "jax": True, "torch": False}
+# What `jit_compile="auto"` means per backend and platform, from benchmarks/train_speed.py
+# (README, speed).  CPU, measured: XLA on TensorFlow (0.94x of plain PyTorch vs 0.60x for
+# graph mode) and on JAX (its trainer is built around jax.jit); torch.compile took minutes,
+# hit its recompile limit and was no faster (0.82x vs 0.85x).  GPU/TPU: not measured yet;
+# XLA is what Keras and JAX themselves pick there, torch stays eager as on the CPU.
+AUTO_JIT = {("tensorflow", "cpu"): True, ("tensorflow", "gpu"): True,
+            ("jax", "cpu"): True, ("jax", "gpu"): True, ("jax", "tpu"): True,
+            ("torch", "cpu"): False, ("torch", "gpu"): False}
+
+# What `steps_per_execution=0` ("auto") means: PyTorch's trainer runs one step per call
+# (Keras requires it); on the CPU several steps per call measured no faster on TensorFlow
+# or JAX (README, speed), and JAX unrolls them, multiplying its compile time.  On a TPU,
+# where every call is a host round-trip, Keras' own advice is many steps per call.
+AUTO_STEPS = {("jax", "tpu"): 32}
 
 
-def resolve_jit_compile(mode: str, backend: str | None = None) -> bool:
+def resolve_jit_compile(mode: str, backend: str | None = None, platform: str | None = None) -> bool:
     """`config.jit_compile` ("auto", "true", "false") as the bool `compile()` gets."""
     if mode == "auto":
-        return AUTO_JIT.get(backend or keras.backend.backend(), False)
+        backend = backend or keras.backend.backend()
+        platform = platform or local_accelerator(backend).platform
+        return AUTO_JIT.get((backend, platform), False)
     return mode == "true"
 
 
-def build_gan(config: Config) -> DCGAN:
-    """A compiled DCGAN for `config` (Adam for both networks)."""
-    gan = DCGAN(build_generator(config), build_discriminator(config),
+def resolve_steps_per_execution(steps: int, backend: str | None = None,
+                                platform: str | None = None) -> int:
+    """`config.steps_per_execution` (0 = auto) as the number `compile()` gets."""
+    backend = backend or keras.backend.backend()
+    if steps == 0:
+        platform = platform or local_accelerator(backend).platform
+        return AUTO_STEPS.get((backend, platform), 1)
+    if steps > 1 and backend == "torch":
+        raise ConfigError(f"config field steps_per_execution={steps}: Keras on PyTorch runs one "
+                          "step per call; use 0 (auto) or 1, or another --backend")
+    return steps
+
+
+def resolved_settings(config: Config, accelerator: Accelerator | None = None) -> dict:
+    """The `auto` fields as this process resolves them (recorded in environment.json)."""
+    backend = keras.backend.backend()
+    accelerator = accelerator or local_accelerator(backend)
+    return {
+        "precision": resolve_precision(config.precision, accelerator),
+        "jit_compile": resolve_jit_compile(config.jit_compile, backend, accelerator.platform),
+        "steps_per_execution": resolve_steps_per_execution(config.steps_per_execution, backend,
+                                                           accelerator.platform),
+        "data_format": resolve_data_format(config, backend),
+        "accelerator": accelerator.name,
+    }
+
+
+def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
+    """A compiled DCGAN for `config` (Adam for both networks), in its precision."""
+    settings = settings or resolved_settings(config)
+    policy = settings["precision"]
+    with dtype_policy(policy):
+        generator, discriminator = build_generator(config), build_discriminator(config)
+    gan = DCGAN(generator, discriminator,
                 label_mode=config.label_mode, label_noise=config.label_noise,
                 label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay,
                 diffaugment=config.diffaugment, reuse_fakes=config.reuse_fakes)
+
+    def adam(learning_rate):
+        return optimizer_for(policy, keras.optimizers.Adam(learning_rate, config.beta_1,
+                                                           config.beta_2))
+
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
-        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
-        jit_compile=resolve_jit_compile(config.jit_compile),
+        d_optimizer=adam(config.d_learning_rate), g_optimizer=adam(config.g_learning_rate),
+        jit_compile=settings["jit_compile"], steps_per_execution=settings["steps_per_execution"],
     )
     return gan
 
@@ -81,7 +129,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     paths = RunPaths(config.out_dir)
     initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
-    gan = build_gan(config)
+    settings = resolved_settings(config)
+    gan = build_gan(config, settings)
     if checkpoint is not None:
         meta = restore_checkpoint(checkpoint, gan)
         initial_epoch = int(meta["epoch"])
@@ -96,7 +145,7 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     dataset, count = make_dataset(config, first_epoch=initial_epoch, images=images)
     paths.root.mkdir(parents=True, exist_ok=True)
     config.to_json(paths.config)
-    write_environment(paths.environment)
+    write_environment(paths.environment, resolved=settings)
     if checkpoint is None:
         latents = sample_latents(config, paths)
     steps = config.steps_per_epoch or count // config.batch_size
