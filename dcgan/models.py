@@ -94,7 +94,9 @@ def _seed_discriminator(c: Config) -> keras.Model:
                           name=f"block{i}")(x)
         x = layers.LeakyReLU(c.leaky_slope)(x)
     x = layers.Flatten()(_to_outer(x, fmt))
-    x = layers.Dropout(c.d_dropout)(x)
+    # Seeded: its random stream is then a variable the checkpoint keeps on every backend
+    # (unseeded, Keras on PyTorch draws from torch's global generator, which a resume resets).
+    x = layers.Dropout(c.d_dropout, seed=c.seed)(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
 

@@ -14,6 +14,10 @@ from dcgan.run import RunPaths
 from dcgan.training import build_gan, resolved_settings, train
 
 
+# Tiny models: TensorFlow builds a graph faster than an XLA program; JAX eager is slow.
+FAST_JIT = "auto" if keras.backend.backend() == "jax" else "false"
+
+
 def _value(variable):
     return np.array(keras.ops.convert_to_numpy(variable.value))
 
@@ -67,7 +71,7 @@ def test_on_this_cpu_auto_is_float32_and_one_step_per_call(tiny_demo):
 def test_float16_skips_a_nonfinite_step_for_that_network_only(tiny_seed, reuse_fakes):
     """A NaN pixel in the real batch makes only D's gradients non-finite: D's step is
     skipped and D's scale halved; G still learns and keeps its scale."""
-    config = tiny_seed.replace(precision="mixed_float16", reuse_fakes=reuse_fakes, jit_compile="false")
+    config = tiny_seed.replace(precision="mixed_float16", reuse_fakes=reuse_fakes, jit_compile=FAST_JIT)
     keras.utils.set_random_seed(0)
     gan = build_gan(config)
     assert gan.generator.get_layer("up0").compute_dtype == "float16"
@@ -94,7 +98,7 @@ def test_float16_skips_a_nonfinite_step_for_that_network_only(tiny_seed, reuse_f
 
 @pytest.mark.backends
 def test_float16_resume_restores_the_loss_scales_and_continues_exactly(tiny_seed, tmp_path):
-    config = tiny_seed.replace(precision="mixed_float16", jit_compile="false")
+    config = tiny_seed.replace(precision="mixed_float16", jit_compile=FAST_JIT)
     rng = np.random.default_rng(0)
     batches = rng.uniform(-1, 1, (5, 8, 32, 32, 3)).astype("float32")
     batches[1, 0, 0, 0, 0] = np.nan  # lowers D's scale: something to restore
@@ -122,7 +126,7 @@ def test_float16_resume_restores_the_loss_scales_and_continues_exactly(tiny_seed
 
 @pytest.mark.backends
 def test_mixed_run_writes_float32_samples_and_exports_and_may_change_precision(tiny_demo):
-    config = tiny_demo.replace(demo_images=32, precision="mixed_float16", jit_compile="false")
+    config = tiny_demo.replace(demo_images=32, precision="mixed_float16", jit_compile=FAST_JIT)
     gan, _ = train(config, progress=False)
     paths = RunPaths(config.out_dir)
     assert json.loads(paths.environment.read_text())["resolved"]["precision"] == "mixed_float16"
@@ -143,7 +147,7 @@ def test_mixed_run_writes_float32_samples_and_exports_and_may_change_precision(t
 
 @pytest.mark.backends
 def test_several_steps_per_execution_train_alike_where_the_backend_allows(tiny_demo, tmp_path):
-    one = tiny_demo.replace(demo_images=64, epochs=2, jit_compile="false", out_dir=str(tmp_path / "one"))
+    one = tiny_demo.replace(demo_images=64, epochs=2, jit_compile=FAST_JIT, out_dir=str(tmp_path / "one"))
     if keras.backend.backend() == "torch":
         with pytest.raises(ConfigError, match="steps_per_execution=2"):
             train(one.replace(steps_per_execution=2), progress=False)
