@@ -192,3 +192,16 @@ def count_macs(model: keras.Model) -> int:
             shape = inp if isinstance(layer, layers.Conv2DTranspose) else out
             total += int(shape[1] * shape[2] * kh * kw * cin * cout)
     return total
+
+
+def train_step_flops(generator: keras.Model, discriminator: keras.Model,
+                     reuse_fakes: bool = False) -> int:
+    """Floating-point operations per image of one training step (a D step and a G step).
+
+    2 FLOPs per MAC; a backward pass costs twice its forward.  D step: G forward (1x G),
+    D forward and backward on the real and the fake image (2 x 3x D).  G step: G forward
+    and backward (3x G; with `reuse_fakes` the D step's forward is reused: 2x G), D
+    forward and backward to its input (3x D).  Total 4G + 9D MACs (3G + 9D reusing fakes).
+    """
+    g, d = count_macs(generator), count_macs(discriminator)
+    return 2 * ((3 if reuse_fakes else 4) * g + 9 * d)

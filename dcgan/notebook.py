@@ -17,6 +17,7 @@ from dcgan.data import load_real_images
 from dcgan.download import download_celeba
 from dcgan.env import environment
 from dcgan.errors import DcganError
+from dcgan.hardware import local_accelerator, precision_for
 from dcgan.images import save_grid, show_image
 from dcgan.models import build_discriminator, build_generator, count_macs
 from dcgan.run import RunPaths
@@ -30,11 +31,15 @@ def in_colab() -> bool:
 
 
 def report_environment() -> dict:
-    """Print Python/TensorFlow/Keras versions and the device; warn clearly when there is no GPU."""
+    """Print Python/Keras/backend versions, the device and the precision `auto` picks on it;
+    warn clearly when there is no GPU."""
     info = environment()
     backend = info["backend"]
     print(f"Python {info['python']}, Keras {info['keras']} on {backend} "
           f"{info.get(backend, '')}, device: {info['device']}")
+    accelerator = local_accelerator(backend)
+    info["auto_precision"] = precision_for(accelerator)
+    print(f"precision \"auto\" trains in {info['auto_precision']} here ({accelerator.name})")
     advice = gpu_advice(info["device"], in_colab())
     if advice:
         print(advice)

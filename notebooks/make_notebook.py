@@ -57,7 +57,9 @@ CELLS = [
 {BADGE}
 
 Pick a **GPU runtime** (Runtime → Change runtime type → GPU), set the data source and
-hyperparameters in the *Hyperparameters* cell, then **Runtime → Run all**. Every cell calls the
+hyperparameters in the *Hyperparameters* cell, then **Runtime → Run all**. `PRECISION = "auto"`
+trains a T4 in float16 (with loss scaling) and an L4 or A100 in bfloat16, both with float32
+weights; the setup cell prints what it picked. Every cell calls the
 `dcgan` package; nothing here re-implements it. Re-running the training cell after a disconnect
 **resumes** from the last checkpoint."""),
     ("code", """#@title Setup: install the package and pick the Keras backend (Colab has the rest)
@@ -90,13 +92,14 @@ LABEL_NOISE = -1  #@param {type:"number"}
 EPOCHS = 25  #@param {type:"integer"}
 STEPS_PER_EPOCH = 0  #@param {type:"integer"}
 RUN_NAME = "celeba128"  #@param {type:"string"}
-SEED = 0  #@param {type:"integer"}""", ["parameters"]),
+SEED = 0  #@param {type:"integer"}
+PRECISION = "auto"  #@param ["auto", "float32", "mixed_float16", "mixed_bfloat16"]""", ["parameters"]),
     ("code", """#@title Data: CelebA through kagglehub (falls back to the built-in demo faces), then a look
 config = nb.make_config(
     PRESET, data=nb.prepare_data(DATA), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM,
     batch_size=BATCH_SIZE, d_learning_rate=D_LEARNING_RATE, g_learning_rate=G_LEARNING_RATE,
     label_noise=LABEL_NOISE, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, seed=SEED,
-    out_dir=f"{OUT_ROOT}/{RUN_NAME}")
+    precision=PRECISION, out_dir=f"{OUT_ROOT}/{RUN_NAME}")
 nb.show_real_images(config)"""),
     ("code", """#@title Model
 nb.show_models(config)"""),

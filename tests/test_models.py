@@ -103,3 +103,15 @@ def test_channels_first_inside_is_the_same_network(preset):
                                        keras.ops.convert_to_numpy(b(x, training=training)),
                                        rtol=1e-4, atol=1e-5)
         assert count_macs(a) == count_macs(b)
+
+
+def test_train_step_flops_count_every_pass_of_both_networks():
+    from dcgan.models import train_step_flops
+
+    g = keras.Sequential([keras.Input((2,)), layers.Dense(3)])  # 6 MACs
+    d = keras.Sequential([keras.Input((3,)), layers.Dense(1)])  # 3 MACs
+    assert train_step_flops(g, d) == 2 * (4 * 6 + 9 * 3)
+    assert train_step_flops(g, d, reuse_fakes=True) == 2 * (3 * 6 + 9 * 3)
+    seed128 = Config.from_preset("seed128")
+    flops = train_step_flops(build_generator(seed128), build_discriminator(seed128))
+    assert 28e9 <= flops <= 34e9  # G 3.3 GMAC, D 0.26 GMAC per image
