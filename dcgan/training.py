@@ -125,11 +125,15 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     config = config.validated()
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard")
+    resolved_settings(config)  # refuses what this backend can't do before a run is touched
     config, checkpoint = resolve_run(config, resume, overwrite, allow_config_change)
     paths = RunPaths(config.out_dir)
     initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
     settings = resolved_settings(config)
+    log.info("on %s: precision %s, XLA/compiled step %s, %d step(s) per call",
+             settings["accelerator"], settings["precision"],
+             "on" if settings["jit_compile"] else "off", settings["steps_per_execution"])
     gan = build_gan(config, settings)
     if checkpoint is not None:
         meta = restore_checkpoint(checkpoint, gan)

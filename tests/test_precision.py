@@ -151,6 +151,7 @@ def test_several_steps_per_execution_train_alike_where_the_backend_allows(tiny_d
     if keras.backend.backend() == "torch":
         with pytest.raises(ConfigError, match="steps_per_execution=2"):
             train(one.replace(steps_per_execution=2), progress=False)
+        assert not (tmp_path / "one").exists()  # refused before anything was written
         return
     a, _ = train(one, progress=False)
     b, history = train(one.replace(steps_per_execution=2, out_dir=str(tmp_path / "two")),
