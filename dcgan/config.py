@@ -89,6 +89,9 @@ class Config:
     # training steps per call into the compiled step (0: auto, dcgan.training.AUTO_STEPS);
     # callbacks still run once per epoch, the progress bar moves in jumps of this many
     steps_per_execution: int = 0
+    # data-parallel devices: "auto" (every local GPU/TPU on JAX; one elsewhere) or a number;
+    # batch_size is the global batch, split evenly (dcgan.distribute)
+    devices: str = "auto"
 
     # exponential moving average of the generator's weights (0 = off); samples use it
     ema_decay: float = 0.999
@@ -166,6 +169,8 @@ class Config:
                       "must be >= 0" if self.eval_every < 0 else "must be at least 16")
         if self.steps_per_execution < 0:
             raise bad("steps_per_execution", "must be 0 (auto) or a number of steps")
+        if self.devices != "auto" and not (str(self.devices).isdigit() and int(self.devices) >= 1):
+            raise bad("devices", "must be auto or a number of devices (1, 2, ...)")
         if self.keep_checkpoints < 0:
             raise bad("keep_checkpoints", "must not be negative")
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.demo_images < 1:
@@ -239,7 +244,7 @@ class Config:
 # the data or the optimisation, only how long it runs and what it writes.
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
                      "eval_every", "eval_images", "jit_compile", "data_format", "precision",
-                     "steps_per_execution")
+                     "steps_per_execution", "devices")
 
 
 def field_types() -> dict[str, type]:

@@ -13,6 +13,7 @@ from dcgan.checkpoint import restore_checkpoint
 from dcgan.config import Config
 from dcgan.data import make_dataset, open_images
 from dcgan.errors import ConfigError
+from dcgan.distribute import check_batch, resolve_devices, use_devices
 from dcgan.env import write_environment
 from dcgan.evaluate import PeriodicEval
 from dcgan.gan import DCGAN, latents_for
@@ -75,6 +76,7 @@ def resolved_settings(config: Config, accelerator: Accelerator | None = None) ->
                                                            accelerator.platform),
         "data_format": resolve_data_format(config, backend),
         "accelerator": accelerator.name,
+        "devices": resolve_devices(config, backend, accelerator),
     }
 
 
@@ -126,15 +128,18 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     config = config.validated()
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard")
-    resolved_settings(config)  # refuses what this backend can't do before a run is touched
+    check_batch(config, resolved_settings(config)["devices"])  # refuse before a run is touched
     config, checkpoint = resolve_run(config, resume, overwrite, allow_config_change)
     paths = RunPaths(config.out_dir)
     initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
     settings = resolved_settings(config)
-    log.info("on %s: precision %s, XLA/compiled step %s, %d step(s) per call",
-             settings["accelerator"], settings["precision"],
-             "on" if settings["jit_compile"] else "off", settings["steps_per_execution"])
+    log.info("on %s%s: precision %s, XLA/compiled step %s, %d step(s) per call",
+             settings["accelerator"],
+             f" x {settings['devices']} (data-parallel)" if settings["devices"] > 1 else "",
+             settings["precision"], "on" if settings["jit_compile"] else "off",
+             settings["steps_per_execution"])
+    use_devices(settings["devices"])  # before any Keras object of the run exists
     gan = build_gan(config, settings)
     if checkpoint is not None:
         meta = restore_checkpoint(checkpoint, gan)
