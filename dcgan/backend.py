@@ -77,6 +77,37 @@ def apply_gradients(optimizer, grads, variables):
         optimizer.apply(grads, variables)
 
 
+# ------------------------------------------------------------------ replicas
+def replicas() -> tuple[int, object]:
+    """(number of replicas, this replica's index) of the tf.distribute strategy running the
+    step; (1, 0) elsewhere (JAX's DataParallel runs one program over the global batch)."""
+    if name() != "tensorflow":
+        return 1, 0
+    import tensorflow as tf
+
+    count = tf.distribute.get_strategy().num_replicas_in_sync
+    context = tf.distribute.get_replica_context()
+    return count, (context.replica_id_in_sync_group if context is not None and count > 1 else 0)
+
+
+def replica_share(draw, batch_size, *rest):
+    """`draw(shape)` for this replica's part of the global batch: every replica draws the whole
+    global batch from the same stream and keeps its own slice, so latents and label noise
+    differ per replica and are those a single device would draw."""
+    count, index = replicas()
+    if count == 1:
+        return draw((batch_size, *rest))
+    full = draw((batch_size * count, *rest))
+    return keras.ops.slice(full, [index * batch_size] + [0] * len(rest), [batch_size, *rest])
+
+
+def global_loss(loss):
+    """A per-replica loss as it means on one device: Keras losses divide by the number of
+    replicas under tf.distribute (so that summed gradients are the global mean's)."""
+    count, _ = replicas()
+    return loss * count if count > 1 else loss
+
+
 def no_grad():
     """A context for bookkeeping arithmetic (EMA, metrics) that autograd must not record."""
     if name() == "torch":

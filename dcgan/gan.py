@@ -113,8 +113,11 @@ class DCGAN(keras.Model):
         if self.label_mode == "one_sided":
             # Salimans et al. 2016: smooth only the real side.
             return ops.full(shape, self.label_smoothing), ops.ones(shape)
-        real_noise = keras.random.uniform(shape, 0.0, self.label_noise, seed=self.seed_generator)
-        fake_noise = keras.random.uniform(shape, 0.0, self.label_noise, seed=self.seed_generator)
+        def noise(shape):
+            return keras.random.uniform(shape, 0.0, self.label_noise, seed=self.seed_generator)
+
+        real_noise = backend.replica_share(noise, batch_size, 1)
+        fake_noise = backend.replica_share(noise, batch_size, 1)
         return real_noise, 1.0 - fake_noise
 
     def generator_targets(self, batch_size):
@@ -122,7 +125,9 @@ class DCGAN(keras.Model):
         return ops.zeros((batch_size, 1))
 
     def sample_latents(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        return backend.replica_share(
+            lambda shape: keras.random.normal(shape, seed=self.seed_generator),
+            batch_size, self.latent_dim)
 
     # ------------------------------------------------------------ training
     def train_step(self, *args):
@@ -181,8 +186,8 @@ class DCGAN(keras.Model):
         with backend.no_grad():
             if self.ema_generator is not None:
                 self._update_ema()
-            self.d_loss_tracker.update_state(d_loss)
-            self.g_loss_tracker.update_state(g_loss)
+            self.d_loss_tracker.update_state(backend.global_loss(d_loss))
+            self.g_loss_tracker.update_state(backend.global_loss(g_loss))
             self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
             self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
         return {m.name: m.result() for m in self.metrics}

@@ -13,6 +13,7 @@ from typing import Callable
 import keras
 from keras import layers
 
+from dcgan.backend import replicas
 from dcgan.config import Config
 
 
@@ -119,9 +120,12 @@ def _dcgan_init(c: Config) -> dict:
 
 def _batch_norm(init: dict, name: str, fmt: str) -> layers.Layer:
     # PyTorch's BatchNorm2d defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
+    # Statistics over the global batch, as on one device: JAX's DataParallel does that by
+    # itself; tf.distribute replicas must be told to (synchronized is TF-only in Keras).
     return layers.BatchNormalization(axis=1 if fmt == "channels_first" else -1,
                                      momentum=0.9, epsilon=1e-5,
-                                     gamma_initializer=init["gamma"], name=name)
+                                     gamma_initializer=init["gamma"], name=name,
+                                     synchronized=replicas()[0] > 1)
 
 
 def _dcgan_generator(c: Config) -> keras.Model:

@@ -72,14 +72,18 @@ def loss_scale(optimizer) -> float | None:
 
 def float32_copy(model: keras.Model) -> keras.Model:
     """`model` rebuilt with every layer in float32 and the same weights (for exports:
-    a `.keras` file that runs at full precision anywhere)."""
+    a `.keras` file that runs at full precision anywhere; BatchNorm not synchronized
+    across replicas, which only TensorFlow could load)."""
     def as_float32(layer):
         config = layer.get_config()
         if "dtype" in config:
             config["dtype"] = "float32"
+        if config.get("synchronized"):
+            config["synchronized"] = False
         return layer.__class__.from_config(config)
 
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+    if all(layer.dtype_policy.name == "float32" and not getattr(layer, "synchronized", False)
+           for layer in model.layers):
         return model
     copy = keras.models.clone_model(model, clone_function=as_float32)
     copy.set_weights(model.get_weights())

@@ -69,14 +69,23 @@ def resolved_settings(config: Config, accelerator: Accelerator | None = None) ->
     """The `auto` fields as this process resolves them (recorded in environment.json)."""
     backend = keras.backend.backend()
     accelerator = accelerator or local_accelerator(backend)
+    devices = resolve_devices(config, backend, accelerator)
+    jit_compile = resolve_jit_compile(config.jit_compile, backend, accelerator.platform)
+    if backend == "tensorflow" and devices > 1 and jit_compile:
+        # XLA cannot compile a step over MirroredStrategy's per-device variables (Keras'
+        # own "auto" turns it off under tf.distribute too).
+        if config.jit_compile == "true":
+            raise ConfigError("config field jit_compile=true: XLA does not compile TensorFlow's "
+                              "multi-device step; use auto or false with devices > 1")
+        jit_compile = False
     return {
         "precision": resolve_precision(config.precision, accelerator),
-        "jit_compile": resolve_jit_compile(config.jit_compile, backend, accelerator.platform),
+        "jit_compile": jit_compile,
         "steps_per_execution": resolve_steps_per_execution(config.steps_per_execution, backend,
                                                            accelerator.platform),
         "data_format": resolve_data_format(config, backend),
         "accelerator": accelerator.name,
-        "devices": resolve_devices(config, backend, accelerator),
+        "devices": devices,
     }
 
 
@@ -139,8 +148,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
              f" x {settings['devices']} (data-parallel)" if settings["devices"] > 1 else "",
              settings["precision"], "on" if settings["jit_compile"] else "off",
              settings["steps_per_execution"])
-    use_devices(settings["devices"])  # before any Keras object of the run exists
-    gan = build_gan(config, settings)
+    with use_devices(settings["devices"]):  # before any Keras object of the run exists
+        gan = build_gan(config, settings)
     if checkpoint is not None:
         meta = restore_checkpoint(checkpoint, gan)
         initial_epoch = int(meta["epoch"])

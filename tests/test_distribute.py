@@ -25,11 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 TWO_CPU_DEVICES = "--xla_force_host_platform_device_count=2"
 
 
-def _jax_env():
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=TWO_CPU_DEVICES, PYTHONPATH=str(ROOT))
+def _env(backend="jax"):
+    env = dict(os.environ, KERAS_BACKEND=backend, XLA_FLAGS=TWO_CPU_DEVICES, PYTHONPATH=str(ROOT))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return env
 
+
+_jax_env = _env
+
+# TensorFlow splits its CPU into logical devices before its runtime starts.
+TWO_TF_DEVICES = """
+import dcgan, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
 
 SAME_ON_TWO_DEVICES = """
 import json, sys
@@ -38,8 +47,10 @@ from dcgan.config import Config
 from dcgan.errors import ConfigError
 from dcgan.training import train
 root = sys.argv[1]
+# jit off: XLA and TensorFlow's own kernels round differently; XLA can't compile TF's
+# multi-device step, so both runs take the same path.
 base = Config.from_preset("demo", image_size=16, g_widths=(16, 8), batch_size=16, demo_images=64,
-                          num_samples=4)
+                          num_samples=4, jit_compile="auto" if sys.argv[2] == "jax" else "false")
 one, h1 = train(base.replace(epochs=3, devices="1", out_dir=root + "/one"), progress=False)
 # 2 devices, then 1, then 2 again: resumed across device counts both ways.
 _, h2 = train(base.replace(epochs=1, devices="2", out_dir=root + "/two"), progress=False)
@@ -60,9 +71,12 @@ print(json.dumps({
 """
 
 
-def test_two_devices_compute_what_one_does_and_runs_move_between_counts(tmp_path):
-    result = subprocess.run([sys.executable, "-c", SAME_ON_TWO_DEVICES, str(tmp_path)],
-                            env=_jax_env(), capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_two_devices_compute_what_one_does_and_runs_move_between_counts(backend, tmp_path):
+    """DataParallel (JAX) and MirroredStrategy (TF): global draws, synchronized BatchNorm."""
+    script = (TWO_TF_DEVICES if backend == "tensorflow" else "") + SAME_ON_TWO_DEVICES
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path), backend],
+                            env=_env(backend), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["max_diff"] < 1e-5, out  # same weights after 3 epochs (12 steps), float tolerance
@@ -99,8 +113,8 @@ def test_killed_two_device_run_resumes(tmp_path):
 @pytest.mark.backends
 def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path):
     config = tiny_demo.replace(devices="2", out_dir=str(tmp_path / "run"))
-    expected = ("this machine has 1 CPU device" if keras.backend.backend() == "jax"
-                else "more than one device needs --backend jax")
+    expected = ("more than one device needs --backend jax or tensorflow"
+                if keras.backend.backend() == "torch" else "this machine has 1 CPU device")
     with pytest.raises(ConfigError, match=expected):
         train(config, progress=False)
     assert not (tmp_path / "run").exists()
