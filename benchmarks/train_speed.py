@@ -2,6 +2,11 @@
 
     python benchmarks/train_speed.py --presets dcgan64,seed128 --precisions auto,float32 \\
         --backends tensorflow,jax,torch --batch-size 64 [--jit auto] [--rounds 5 --steps 5] [--no-peer]
+    python benchmarks/train_speed.py --presets seed128 --backends jax --devices 1,2,4,8 --batch-size 64 --batch-per-device
+
+With --devices, the batch is the global one (split over the devices) and "scaling" is the
+per-device throughput against one device's (100 % = linear); --simulate-cpu-devices N splits
+a CPU into N devices to check the wiring (not the speed).
 
 Each row: images/s of the full GAN step, the FLOP/s that makes (dcgan.models.train_step_flops:
 the layers' MACs x 2 x the passes the step really does), its share of the device's dense peak
@@ -20,6 +25,7 @@ not the input pipeline's (benchmarks/input_pipeline.py).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -40,17 +46,26 @@ def _keras_worker(spec: dict):
     import numpy as np
 
     from dcgan.config import Config
+    from dcgan.distribute import use_devices
     from dcgan.hardware import local_accelerator
     from dcgan.models import train_step_flops
     from dcgan.precision import compute_dtype
     from dcgan.training import build_gan, resolved_settings
 
+    if spec.get("simulate") and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # logical CPU devices, before TensorFlow's runtime starts
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * spec["simulate"])
     config = Config.from_preset(spec["preset"], batch_size=spec["batch"], jit_compile=spec["jit"],
-                                precision=spec["precision"], **spec.get("options", {}))
+                                precision=spec["precision"], devices=spec["devices"],
+                                **spec.get("options", {}))
     keras.utils.set_random_seed(0)
     accelerator = local_accelerator()
     settings = resolved_settings(config, accelerator)
-    gan = build_gan(config, settings)
+    with use_devices(settings["devices"]):
+        gan = build_gan(config, settings)
     size = config.image_size
     images = np.random.default_rng(0).uniform(-1, 1, (spec["batch"], size, size, 3)).astype("float32")
     if keras.backend.backend() == "tensorflow":
@@ -67,6 +82,7 @@ def _keras_worker(spec: dict):
         data = Same()
     dtype = compute_dtype(settings["precision"])
     spec["info"] = {"jit": settings["jit_compile"], "layout": settings["data_format"],
+                    "devices": settings["devices"],
                     "precision": settings["precision"], "device": accelerator.name,
                     "peak": accelerator.peak_tflops(dtype), "size": config.image_size,
                     "flops": train_step_flops(gan.generator, gan.discriminator, config.reuse_fakes)}
@@ -110,6 +126,8 @@ def worker(spec: dict) -> None:
 # ----------------------------------------------------------------------- parent side
 def _start(spec: dict) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if spec.get("simulate"):  # JAX: simulated CPU devices, set before it is imported
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={spec['simulate']}"
     if spec["backend"] != "peer":
         env["KERAS_BACKEND"] = spec["backend"]
     return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], env=env,
@@ -130,12 +148,17 @@ def _variants(args) -> list[dict]:
         base = {"preset": preset, "batch": args.batch_size, "steps": args.steps}
         for precision in args.precisions.split(","):
             for backend in args.backends.split(","):
-                for jit in args.jit.split(","):
-                    for option in options:
-                        label = (f"{preset}, {backend}, {precision}, jit {jit}"
-                                 + "".join(f", {k}={v}" for k, v in option.items()))
-                        variants.append({**base, "backend": backend, "jit": jit, "options": option,
-                                         "precision": precision, "label": label})
+                for jit, option, devices in itertools.product(
+                        args.jit.split(","), options, args.devices.split(",")):
+                    label = (f"{preset}, {backend}, {precision}, jit {jit}"
+                             + (f", {devices} devices" if args.devices != "auto" else "")
+                             + "".join(f", {k}={v}" for k, v in option.items()))
+                    batch = args.batch_size * (int(devices) if args.batch_per_device
+                                               and devices != "auto" else 1)
+                    variants.append({**base, "batch": batch, "backend": backend, "jit": jit,
+                                     "options": option,
+                                     "precision": precision, "devices": devices,
+                                     "simulate": args.simulate_cpu_devices, "label": label})
         if args.peer and preset == "dcgan64":
             variants.append({**base, "backend": "peer",
                              "label": "dcgan64, plain PyTorch (pytorch/examples)"})
@@ -153,6 +176,12 @@ def main() -> None:
     parser.add_argument("--option", dest="options", action="append", default=[],
                         help='an extra variant per backend, as JSON Config fields, '
                              'e.g. \'{"reuse_fakes": true}\' (repeatable)')
+    parser.add_argument("--devices", default="auto",
+                        help="comma-separated device counts (data-parallel), e.g. 1,2,4,8")
+    parser.add_argument("--batch-per-device", action="store_true",
+                        help="--batch-size is per device (the global batch grows with --devices)")
+    parser.add_argument("--simulate-cpu-devices", type=int, default=0, metavar="N",
+                        help="split the CPU into N devices (checks the wiring, not speed)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="steps per variant per round")
     parser.add_argument("--no-peer", dest="peer", action="store_false")
@@ -180,26 +209,39 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    speeds = {i: args.steps * args.batch_size / statistics.median(s) for i, s in seconds.items()}
+    speeds = {i: args.steps * variants[i]["batch"] / statistics.median(s)
+              for i, s in seconds.items()}
     peer = next((speeds[i] for i, v in enumerate(variants) if v["backend"] == "peer"), None)
     devices = sorted({v["info"]["device"] for v in variants})
     print(f"# {', '.join(devices)}; {platform.processor() or platform.machine()}, {os.cpu_count()} "
-          f"CPUs; keras {version('keras')}; batch {args.batch_size}; median of {args.rounds} "
+          f"CPUs; keras {version('keras')}; batch {args.batch_size}"
+          f"{' per device' if args.batch_per_device else ''}; median of {args.rounds} "
           f"alternating rounds of {args.steps} steps")
     print("| variant | precision | compiled | layout | ms/step | img/s | TFLOP/s | % of peak "
-          "| CelebA epoch (s) | x peer | spread (img/s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| CelebA epoch (s) | x peer | scaling | spread (img/s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def single_device_speed(spec):  # the same variant on one device, if it ran
+        for j, other in enumerate(variants):
+            if other.get("info", {}).get("devices") == 1 and all(
+                    other.get(k) == spec.get(k) for k in ("preset", "backend", "precision", "jit",
+                                                          "options")):
+                return speeds[j]
+        return None
     for i, spec in enumerate(variants):
         info = spec["info"]
-        rates = [args.steps * args.batch_size / s for s in seconds[i]]
+        rates = [args.steps * spec["batch"] / s for s in seconds[i]]
         ratio = f"{speeds[i] / peer:.2f}" if peer and spec["preset"] == "dcgan64" else "-"
         compiled = {True: "yes", False: "no", None: "-"}[info.get("jit")]
         tflops = speeds[i] * info["flops"] / 1e12 if info.get("flops") else None
         share = f"{100 * tflops / info['peak']:.1f}" if tflops and info.get("peak") else "-"
+        one, count = single_device_speed(spec), info.get("devices") or 1
+        # per-device throughput against one device's: 100 % is perfect scaling
+        scaling = f"{100 * speeds[i] / (count * one):.0f} %" if one and count > 1 else "-"
         print(f"| {spec['label']} | {info['precision']} | {compiled} | {info['layout']} | "
-              f"{1000 * args.batch_size / speeds[i]:.0f} | {speeds[i]:.1f} | "
+              f"{1000 * spec['batch'] / speeds[i]:.0f} | {speeds[i]:.1f} | "
               f"{f'{tflops:.3f}' if tflops else '-'} | {share} | "
-              f"{CELEBA_IMAGES / speeds[i]:.0f} ({info['size']}px) | {ratio} | "
+              f"{CELEBA_IMAGES / speeds[i]:.0f} ({info['size']}px) | {ratio} | {scaling} | "
               f"{min(rates):.1f}-{max(rates):.1f} |")
 
 
