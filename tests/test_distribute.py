@@ -42,6 +42,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 SAME_ON_TWO_DEVICES = """
 import json, sys
+import keras
 import numpy as np
 from dcgan.config import Config
 from dcgan.errors import ConfigError
@@ -67,7 +68,12 @@ print(json.dumps({
     "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(weights(one), weights(two))),
     "losses": [h1.history["d_loss"][0], h2.history["d_loss"][0]],
     "resolved": json.load(open(root + "/two/environment.json"))["resolved"]["devices"],
-    "odd_batch": odd}))
+    "odd_batch": odd,
+    # exports load on any backend: BatchNorm there is not synchronized (a TF-only option)
+    "exported_synchronized": any(getattr(layer, "synchronized", False) for layer in
+                                 keras.saving.load_model(root + "/two/checkpoints/generator.keras").layers),
+    "trained_synchronized": any(getattr(layer, "synchronized", False)
+                                for layer in two.generator.layers)}))
 """
 
 
@@ -84,6 +90,8 @@ def test_two_devices_compute_what_one_does_and_runs_move_between_counts(backend,
     assert out["resolved"] == 2
     assert out["odd_batch"].startswith("config field batch_size=15: does not split over 2 devices")
     assert not (tmp_path / "odd").exists()
+    assert out["trained_synchronized"] == (backend == "tensorflow")
+    assert not out["exported_synchronized"]
 
 
 def test_killed_two_device_run_resumes(tmp_path):
