@@ -143,11 +143,6 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
     settings = resolved_settings(config)
-    log.info("on %s%s: precision %s, XLA/compiled step %s, %d step(s) per call",
-             settings["accelerator"],
-             f" x {settings['devices']} (data-parallel)" if settings["devices"] > 1 else "",
-             settings["precision"], "on" if settings["jit_compile"] else "off",
-             settings["steps_per_execution"])
     with use_devices(settings["devices"]):  # before any Keras object of the run exists
         gan = build_gan(config, settings)
     if checkpoint is not None:
@@ -181,6 +176,11 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
           if config.eval_every else []),
         *(callbacks or []),
     ]
+    log.info("on %s%s: precision %s, compiled step %s, %d step(s) per call",
+             settings["accelerator"],
+             f" x {settings['devices']} (data-parallel)" if settings["devices"] > 1 else "",
+             settings["precision"], "on" if settings["jit_compile"] else "off",
+             settings["steps_per_execution"])
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
                       steps_per_epoch=steps, callbacks=all_callbacks, verbose=0, shuffle=False)
     return gan, history
