@@ -65,11 +65,15 @@ def resolve_steps_per_execution(steps: int, backend: str | None = None,
     return steps
 
 
-def resolved_settings(config: Config, accelerator: Accelerator | None = None) -> dict:
-    """The `auto` fields as this process resolves them (recorded in environment.json)."""
+def resolved_settings(config: Config, accelerator: Accelerator | None = None,
+                      training: bool = True) -> dict:
+    """The `auto` fields as this process resolves them (recorded in environment.json).
+
+    `training=False` (sampling, evaluating a saved run): one device, one step per call,
+    so a run trained on 8 GPUs or with several steps per call loads anywhere."""
     backend = keras.backend.backend()
     accelerator = accelerator or local_accelerator(backend)
-    devices = resolve_devices(config, backend, accelerator)
+    devices = resolve_devices(config, backend, accelerator) if training else 1
     jit_compile = resolve_jit_compile(config.jit_compile, backend, accelerator.platform)
     if backend == "tensorflow" and devices > 1 and jit_compile:
         # XLA cannot compile a step over MirroredStrategy's per-device variables (Keras'
@@ -81,8 +85,8 @@ def resolved_settings(config: Config, accelerator: Accelerator | None = None) ->
     return {
         "precision": resolve_precision(config.precision, accelerator),
         "jit_compile": jit_compile,
-        "steps_per_execution": resolve_steps_per_execution(config.steps_per_execution, backend,
-                                                           accelerator.platform),
+        "steps_per_execution": resolve_steps_per_execution(
+            config.steps_per_execution if training else 1, backend, accelerator.platform),
         "data_format": resolve_data_format(config, backend),
         "accelerator": accelerator.name,
         "devices": devices,
@@ -91,7 +95,7 @@ def resolved_settings(config: Config, accelerator: Accelerator | None = None) ->
 
 def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
     """A compiled DCGAN for `config` (Adam for both networks), in its precision."""
-    settings = settings or resolved_settings(config)
+    settings = settings or resolved_settings(config, training=False)
     policy = settings["precision"]
     with dtype_policy(policy):
         generator, discriminator = build_generator(config), build_discriminator(config)

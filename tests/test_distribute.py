@@ -19,7 +19,7 @@ import pytest
 
 from dcgan.errors import ConfigError
 from dcgan.run import list_checkpoints
-from dcgan.training import train
+from dcgan.training import build_gan, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_CPU_DEVICES = "--xla_force_host_platform_device_count=2"
@@ -46,7 +46,7 @@ import keras
 import numpy as np
 from dcgan.config import Config
 from dcgan.errors import ConfigError
-from dcgan.training import train
+from dcgan.training import build_gan, train
 root = sys.argv[1]
 # jit off: XLA and TensorFlow's own kernels round differently; XLA can't compile TF's
 # multi-device step, so both runs take the same path.
@@ -126,3 +126,6 @@ def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path):
     with pytest.raises(ConfigError, match=expected):
         train(config, progress=False)
     assert not (tmp_path / "run").exists()
+    # A run trained on 8 devices, several steps per call, still loads here to sample from.
+    gan = build_gan(config.replace(devices="8", steps_per_execution=4))
+    assert gan.generate(2).shape == (2, 16, 16, 3)
