@@ -112,10 +112,9 @@ def _tensorflow_devices() -> list[str]:
 
 
 def _gpu_name(tf, device) -> str:
-    try:  # e.g. "Tesla T4"; not every TF build reports details
-        return tf.config.experimental.get_device_details(device).get("device_name") or device.name
-    except Exception:  # noqa: BLE001 - a name is only nice to have
-        return device.name
+    from dcgan.hardware import tf_gpu_details  # e.g. "Tesla T4"
+
+    return tf_gpu_details(device).get("device_name") or device.name
 
 
 def _jax_devices() -> list[str]:

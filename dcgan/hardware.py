@@ -92,13 +92,20 @@ def _tensorflow() -> Accelerator | None:
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return None
-    try:  # not every TF build reports details
-        details = tf.config.experimental.get_device_details(gpus[0])
-    except Exception:  # noqa: BLE001 - a name is only nice to have
-        details = {}
+    details = tf_gpu_details(gpus[0])
     capability = details.get("compute_capability")
     return Accelerator("gpu", details.get("device_name") or gpus[0].name,
                        tuple(capability) if capability else None, len(gpus))
+
+
+def tf_gpu_details(device) -> dict:
+    """TensorFlow's details of a GPU (device_name, compute_capability); {} where unreported."""
+    import tensorflow as tf
+
+    try:  # not every TF build reports details
+        return tf.config.experimental.get_device_details(device)
+    except Exception:  # noqa: BLE001 - a name is only nice to have
+        return {}
 
 
 def _jax() -> Accelerator | None:
