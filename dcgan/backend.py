@@ -108,6 +108,22 @@ def global_loss(loss):
     return loss * count if count > 1 else loss
 
 
+def step_logs(logs: dict) -> dict:
+    """The train_step's logs as Keras' trainer can reduce them.  Across TensorFlow workers
+    (MultiWorkerMirroredStrategy) Keras averages each log over axis 0, which a scalar
+    lacks: there each is a 1-vector, and Keras' mean makes it a scalar again."""
+    if name() != "tensorflow":
+        return logs
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    # The test Keras' own reduce_per_replica makes.
+    if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()):
+        return {k: tf.reshape(v, (1,)) for k, v in logs.items()}
+    return logs
+
+
 def no_grad():
     """A context for bookkeeping arithmetic (EMA, metrics) that autograd must not record."""
     if name() == "torch":

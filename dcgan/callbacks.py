@@ -27,18 +27,22 @@ class SampleGrid(keras.callbacks.Callback):
     Files: `samples/real.png` (training images, once), `samples/epoch_000.png`
     (the untrained generator) and `samples/epoch_NNN.png` after epoch NNN
     (1-based, continuing across resumed runs).  Fixed latents make the grids
-    of different epochs directly comparable.
+    of different epochs directly comparable.  `save=False`: draw the grids but write
+    nothing (the non-chief processes of a multi-host run take part in the computation).
     """
 
-    def __init__(self, paths: RunPaths, latents, real_images=None, show=None):
+    def __init__(self, paths: RunPaths, latents, real_images=None, show=None, save=True):
         super().__init__()
         self.paths = paths
+        self.save = save
         self.latents = np.asarray(latents, np.float32)
         self.real_images = real_images
         self.show = in_notebook() if show is None else show
         self.last_path = None
 
     def on_train_begin(self, logs=None):
+        if not self.save:
+            return
         self.paths.samples.mkdir(parents=True, exist_ok=True)
         if self.real_images is not None and not self.paths.real_grid.exists():
             self._save(self.paths.real_grid, self.real_images, "real images")
@@ -52,6 +56,8 @@ class SampleGrid(keras.callbacks.Callback):
         self._save(path, generate_images(self.model.sampling_generator, self.latents), title)
 
     def _save(self, path, images, title):
+        if not self.save:
+            return
         save_grid(path, images)
         self.last_path = path
         if self.show:

@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --resume: accept flags that differ from the saved config")
     train.add_argument("--overwrite", action="store_true",
                        help="replace an earlier run in the --out folder")
+    cluster = train.add_argument_group(
+        "several hosts (one process per host, same flags on each but --process-id; "
+        "default: Keras' KERAS_DISTRIBUTION_* variables, or TF_CONFIG on tensorflow)")
+    cluster.add_argument("--job-addresses", default=None, metavar="HOST:PORT[,HOST:PORT...]",
+                         help="jax: the coordinator's (process 0's) address; tensorflow: "
+                              "every worker's, in process order")
+    cluster.add_argument("--num-processes", type=int, default=None, metavar="N",
+                         help="how many processes (hosts) train together")
+    cluster.add_argument("--process-id", type=int, default=None, metavar="I",
+                         help="this process's number, 0..N-1 (0 writes the run folder)")
     _add_config_flags(train)
 
     generate = commands.add_parser(
@@ -148,11 +158,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from dcgan.distribute import is_chief, join_cluster
     from dcgan.training import train  # lazy here and below: Keras takes seconds to import
 
     import keras
 
     config = config_from_args(args)
+    join_cluster(args.job_addresses, args.num_processes, args.process_id, seed=config.seed)
+    if not is_chief():  # the chief reports; the others speak only of trouble
+        logging.getLogger("dcgan").setLevel(logging.WARNING)
+        train(config, resume=bool(args.resume), overwrite=args.overwrite,
+              allow_config_change=args.allow_config_change)
+        return
     print(f"{'resuming' if args.resume else 'training'} preset {config.preset} on {config.data} "
           f"({config.image_size}x{config.image_size}, {config.epochs} epochs, Keras "
           f"{keras.__version__} on {keras.backend.backend()}) -> {config.out_dir}", flush=True)

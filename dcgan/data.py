@@ -58,12 +58,17 @@ class BatchReader:
     """Batch `b` of the endless stream that starts at epoch `first_epoch`: float32 in [-1, 1].
 
     Epochs hold `count // batch_size` batches (the remainder is dropped, so every
-    step sees the same shape).  Thread-safe: the input pipelines call it from workers.
+    step sees the same shape).  `shard=(i, n)`: read only the i-th of n equal slices of
+    each batch (process i of a multi-host run).  Thread-safe: the input pipelines call
+    it from workers.
     """
 
-    def __init__(self, images, batch_size: int, seed: int, first_epoch: int = 0):
+    def __init__(self, images, batch_size: int, seed: int, first_epoch: int = 0,
+                 shard: tuple[int, int] = (0, 1)):
         self.images, self.batch_size, self.seed = images, batch_size, seed
         self.first_epoch = first_epoch
+        self.shard_index, shards = shard
+        self.shard_size = batch_size // shards
         self.per_epoch = images.count // batch_size
         self._orders: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -77,7 +82,8 @@ class BatchReader:
                 order = epoch_order(self.images.count, self.seed, epoch)
                 self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
                 self._orders[epoch] = order
-        return order[position * self.batch_size:(position + 1) * self.batch_size]
+        start = position * self.batch_size + self.shard_index * self.shard_size
+        return order[start:start + self.shard_size]
 
     def __call__(self, b) -> np.ndarray:
         batch = self.images.read(self.indices(b))
@@ -99,12 +105,14 @@ class ImageBatches(keras.utils.PyDataset):
         return self.reader(b)
 
 
-def make_dataset(config: Config, first_epoch: int = 0, images=None):
+def make_dataset(config: Config, first_epoch: int = 0, images=None,
+                 shard: tuple[int, int] = (0, 1)):
     """Return (dataset, image_count): endless shuffled batches of float32 images in [-1, 1].
 
     Batches have exactly `config.batch_size` images (each epoch's remainder is
     dropped), so every training step sees the same shape; epoch e's order
-    depends only on (config.seed, e).  `images`: the image set, if already open.
+    depends only on (config.seed, e).  `images`: the image set, if already open;
+    `shard`: this process's slice of each batch (see BatchReader).
     On TensorFlow the batches come from tf.data; on JAX and PyTorch from a
     `keras.utils.PyDataset`, so those runtimes need no TensorFlow.
     """
@@ -112,18 +120,19 @@ def make_dataset(config: Config, first_epoch: int = 0, images=None):
     if images.count < config.batch_size:
         raise DataError(f"{config.data}: {images.count} usable image(s), fewer than batch_size="
                         f"{config.batch_size}; add images or lower --batch-size")
-    return batches(images, config.batch_size, config.seed, first_epoch), images.count
+    return batches(images, config.batch_size, config.seed, first_epoch, shard), images.count
 
 
-def batches(images, batch_size: int, seed: int, first_epoch: int = 0):
+def batches(images, batch_size: int, seed: int, first_epoch: int = 0,
+            shard: tuple[int, int] = (0, 1)):
     """Endless batches of float32 images in [-1, 1] from an image set, epoch by epoch:
     a tf.data.Dataset on the TensorFlow backend, an `ImageBatches` PyDataset otherwise."""
-    reader = BatchReader(images, batch_size, seed, first_epoch)
+    reader = BatchReader(images, batch_size, seed, first_epoch, shard)
     if keras.backend.backend() != "tensorflow":
         return ImageBatches(reader)
     import tensorflow as tf  # lazy: seconds to import, and only its backend needs it
 
-    shape = (batch_size, images.size, images.size, 3)
+    shape = (reader.shard_size, images.size, images.size, 3)
 
     def read(b):
         batch = tf.numpy_function(reader, [b], tf.float32, stateful=False)

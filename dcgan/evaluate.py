@@ -103,11 +103,14 @@ def summary(results: dict) -> str:
 
 
 class PeriodicEval(keras.callbacks.Callback):
-    """Every `every` epochs, score the sampling (EMA) generator; log to the run's metrics.jsonl."""
+    """Every `every` epochs, score the sampling (EMA) generator; log to the run's metrics.jsonl
+    (`path=None`: score, write and log nothing; a multi-host run's other processes)."""
 
-    def __init__(self, config: Config, every: int, n: int, path: str | Path, metrics=("swd",)):
+    def __init__(self, config: Config, every: int, n: int, path: str | Path | None,
+                 metrics=("swd",)):
         super().__init__()
-        self.config, self.every, self.n, self.path, self.metrics = config, every, n, Path(path), metrics
+        self.config, self.every, self.n, self.metrics = config, every, n, metrics
+        self.path = Path(path) if path is not None else None
         self.real = self.floor = None
 
     def on_train_begin(self, logs=None):
@@ -117,5 +120,7 @@ class PeriodicEval(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         results = score(self.model.sampling_generator, self.real, self.floor, self.metrics)
+        if self.path is None:
+            return
         append_jsonl(self.path, {"epoch": epoch + 1, **results})
         log.info("epoch %d: %s", epoch + 1, summary(results))

@@ -190,7 +190,7 @@ class DCGAN(keras.Model):
             self.g_loss_tracker.update_state(backend.global_loss(g_loss))
             self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
             self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        return backend.step_logs({m.name: m.result() for m in self.metrics})
 
     def _augment(self, images):
         if not self.augment_policy:

@@ -95,22 +95,24 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 
 
 def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = False,
-                allow_config_change: bool = False) -> tuple[Config, Path | None]:
+                allow_config_change: bool = False, apply: bool = True) -> tuple[Config, Path | None]:
     """Decide between a new run and a resumed one; return (config to use, checkpoint or None).
 
     `resume`: False (a new run; refuses an existing one unless `overwrite`), True
     (continue `config.out_dir`) or "auto" (continue when there is a checkpoint, else
     start: what a notebook re-run wants).  A run stopped before its first checkpoint
-    has nothing to lose, so resuming it starts it again.
+    has nothing to lose, so resuming it starts it again.  `apply=False` decides without
+    clearing anything (the other processes of a multi-host run; the chief clears).
     """
     paths = RunPaths(config.out_dir)
     if resume and paths.config.exists():
         saved = Config.from_json(paths.config)
         checkpoint = latest_checkpoint(paths.checkpoints)
         if checkpoint is None:
-            log.info("%s stopped before its first checkpoint; starting it again from its "
-                     "saved config", paths.root)
-            paths.clear()
+            if apply:
+                log.info("%s stopped before its first checkpoint; starting it again from its "
+                         "saved config", paths.root)
+                paths.clear()
             return config, None
         changed = [f.name for f in fields(Config) if f.name not in RESUMABLE_CHANGES
                    and f.name != "out_dir" and getattr(saved, f.name) != getattr(config, f.name)]
@@ -129,5 +131,6 @@ def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = Fa
         if not overwrite and resume != "auto":
             raise CheckpointError(f"{paths.root} already holds a run; resume it with --resume, "
                                   "choose another --out, or pass --overwrite to replace it")
-        paths.clear()
+        if apply:
+            paths.clear()
     return config, None

@@ -13,7 +13,8 @@ from dcgan.checkpoint import restore_checkpoint
 from dcgan.config import Config
 from dcgan.data import make_dataset, open_images
 from dcgan.errors import ConfigError
-from dcgan.distribute import check_batch, resolve_devices, use_devices
+from dcgan.distribute import (barrier, check_batch, data_shard, is_chief, process_count,
+                              resolve_devices, use_devices)
 from dcgan.env import write_environment
 from dcgan.evaluate import PeriodicEval
 from dcgan.gan import DCGAN, latents_for
@@ -136,13 +137,20 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     Writes to `config.out_dir` (see `dcgan.run` for every file): `config.json`,
     `environment.json`, `samples/epoch_NNN.png` grids for fixed latents,
     `checkpoints/ckpt-EEEE/` (complete state, atomic) plus `generator.keras` /
-    `discriminator.keras`, `log.csv`, `losses.png` and `progress.gif`.
+    `discriminator.keras`, `log.csv`, `losses.png` and `progress.gif`.  In a multi-host
+    run (dcgan.distribute.join_cluster) only the chief writes; all processes read.
     """
     config = config.validated()
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard")
     check_batch(config, resolved_settings(config)["devices"])  # refuse before a run is touched
-    config, checkpoint = resolve_run(config, resume, overwrite, allow_config_change)
+    chief = is_chief()
+    if process_count() > 1:  # all decide from the same folder before the chief changes it
+        decided = resolve_run(config, resume, overwrite, allow_config_change, apply=False)
+        barrier("dcgan: run resolved")
+    if chief:
+        decided = resolve_run(config, resume, overwrite, allow_config_change)
+    config, checkpoint = decided
     paths = RunPaths(config.out_dir)
     initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
@@ -160,28 +168,37 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
                      paths.root, initial_epoch, config.epochs)
             return gan, None
     images = open_images(config)  # once: opening a large source stats every file
-    dataset, count = make_dataset(config, first_epoch=initial_epoch, images=images)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    config.to_json(paths.config)
-    write_environment(paths.environment, resolved=settings)
-    if checkpoint is None:
-        latents = sample_latents(config, paths)
+    dataset, count = make_dataset(config, first_epoch=initial_epoch, images=images,
+                                  shard=data_shard())
+    if chief:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        config.to_json(paths.config)
+        write_environment(paths.environment, resolved=settings)
+        if checkpoint is None:
+            latents = sample_latents(config, paths)
+    elif checkpoint is None:  # the same latents the chief stores
+        latents = latents_for(config.num_samples, config.latent_dim,
+                              config.seed + SAMPLE_LATENT_SEED_OFFSET)
     steps = config.steps_per_epoch or count // config.batch_size
     real = images.read(np.arange(min(config.num_samples, count)))
-    all_callbacks = [
-        DivergenceGuard(paths.checkpoints, steps),
-        SampleGrid(paths, latents, real, show=show_samples),
+    evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
+                                paths.metrics if chief else None)] if config.eval_every else [])
+    writers = [  # the chief's; the other processes compute the samples and scores too
         Checkpointer(paths, config, latents, every=config.checkpoint_every,
                      keep=config.keep_checkpoints),
         EpochLog(paths, config.batch_size, steps),
         ProgressBar(config.epochs, steps, config.batch_size, bar=progress),
         *([keras.callbacks.TensorBoard(str(paths.tensorboard))] if config.tensorboard else []),
-        *([PeriodicEval(config, config.eval_every, config.eval_images, paths.metrics)]
-          if config.eval_every else []),
+    ] if chief else []
+    all_callbacks = [
+        DivergenceGuard(paths.checkpoints, steps),
+        SampleGrid(paths, latents, real, show=show_samples, save=chief),
+        *writers,
+        *evaluation,
         *(callbacks or []),
     ]
     log.info("on %s%s: precision %s, compiled step %s, %d step(s) per call",
-             settings["accelerator"],
+             settings["accelerator"] if process_count() == 1 else f"{process_count()} processes",
              f" x {settings['devices']} (data-parallel)" if settings["devices"] > 1 else "",
              settings["precision"], "on" if settings["jit_compile"] else "off",
              settings["steps_per_execution"])
