@@ -92,7 +92,7 @@ def _join_tensorflow(job_addresses, num_processes, process_id) -> bool:
     """MultiWorkerMirroredStrategy from TF_CONFIG, or from the flags (every worker's address)."""
     if job_addresses or num_processes is not None or process_id is not None:
         workers = [a for a in (job_addresses or "").split(",") if a]
-        _check_process(num_processes or len(workers), process_id)
+        _check_process(len(workers) if num_processes is None else num_processes, process_id)
         if len(workers) < 2 or process_id is None or num_processes not in (None, len(workers)):
             raise ConfigError("--job-addresses: TensorFlow needs every worker's address "
                               "(host0:port,host1:port,...) and --process-id; or set TF_CONFIG")

@@ -8,15 +8,19 @@ order of float sums.
 
 import json
 import os
-import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
+from dcgan.data import BatchReader
+from dcgan.demo_faces import DemoImages
+from dcgan.distribute import join_cluster
 from dcgan.errors import ConfigError
 from dcgan.run import list_checkpoints
 from dcgan.training import build_gan, train
@@ -31,8 +35,6 @@ def _env(backend="jax"):
     return env
 
 
-_jax_env = _env
-
 # TensorFlow splits its CPU into logical devices before its runtime starts.
 TWO_TF_DEVICES = """
 import dcgan, tensorflow as tf
@@ -45,6 +47,9 @@ import json, sys
 import keras
 import numpy as np
 from dcgan.config import Config
+from dcgan.data import BatchReader
+from dcgan.demo_faces import DemoImages
+from dcgan.distribute import join_cluster
 from dcgan.errors import ConfigError
 from dcgan.training import build_gan, train
 root = sys.argv[1]
@@ -94,30 +99,6 @@ def test_two_devices_compute_what_one_does_and_runs_move_between_counts(backend,
     assert not out["exported_synchronized"]
 
 
-def test_killed_two_device_run_resumes(tmp_path):
-    flags = ["--preset", "demo", "--image-size", "16", "--g-widths", "16,8", "--batch-size", "8",
-             "--demo-images", "64", "--steps-per-epoch", "8", "--num-samples", "4",
-             "--devices", "2", "--out", "run"]
-    folder = tmp_path / "run" / "checkpoints"
-    process = subprocess.Popen([sys.executable, "-m", "dcgan", "train", *flags, "--epochs", "40"],
-                               cwd=tmp_path, env=_jax_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not list_checkpoints(folder) and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint in time"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    saved = list_checkpoints(folder)[-1]
-    epoch = json.loads((saved / "meta.json").read_text())["epoch"]
-    result = subprocess.run([sys.executable, "-m", "dcgan", "train", "--resume", "run", "--devices",
-                             "2", "--epochs", str(epoch + 1)], cwd=tmp_path, env=_jax_env(),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    meta = json.loads((list_checkpoints(folder)[-1] / "meta.json").read_text())
-    assert meta["epoch"] == epoch + 1 and meta["d_steps"] == (epoch + 1) * 8
-
-
 @pytest.mark.backends
 def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path):
     config = tiny_demo.replace(devices="2", out_dir=str(tmp_path / "run"))
@@ -126,6 +107,115 @@ def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path):
     with pytest.raises(ConfigError, match=expected):
         train(config, progress=False)
     assert not (tmp_path / "run").exists()
+    # Several hosts: one line for what can't be, before any connection is tried.
+    refusals = ([("127.0.0.1:1", 2, 0, "several hosts need --backend jax or tensorflow")]
+                if keras.backend.backend() == "torch" else
+                [("127.0.0.1:1", 2, 5, "--process-id 5: must be between 0 and 1"),
+                 ("127.0.0.1:1", 0, 0, "--num-processes 0: must be at least 1")])
+    if keras.backend.backend() == "tensorflow":
+        refusals.append(("127.0.0.1:1", None, 0, "TensorFlow needs every worker's address"))
+    for addresses, count, index, message in refusals:
+        with pytest.raises(ConfigError, match=message):
+            join_cluster(addresses, count, index)
     # A run trained on 8 devices, several steps per call, still loads here to sample from.
     gan = build_gan(config.replace(devices="8", steps_per_execution=4))
     assert gan.generate(2).shape == (2, 16, 16, 3)
+
+
+# ------------------------------------------------------------------ several hosts
+def test_each_process_reads_its_slice_of_the_global_batch():
+    images = DemoImages(40, 8, seed=0)
+    whole = BatchReader(images, 8, seed=3, first_epoch=2)
+    halves = [BatchReader(images, 8, seed=3, first_epoch=2, shard=(i, 2)) for i in range(2)]
+    for b in (0, 4, 5, 9):  # within an epoch and across epochs
+        assert np.array_equal(np.concatenate([h.indices(b) for h in halves]), whole.indices(b))
+    assert np.array_equal(np.concatenate([h(5) for h in halves]), whole(5))
+
+
+
+TINY_RUN = ["--preset", "demo", "--image-size", "16", "--g-widths", "16,8", "--batch-size", "8",
+            "--demo-images", "64", "--num-samples", "4"]
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _cluster_env(backend):
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT))
+    env.pop("XLA_FLAGS", None)  # one CPU device per process: two processes, two devices
+    return env
+
+
+def _start_two_processes(backend, cwd, flags):
+    """`python -m dcgan train FLAGS` as processes 0 and 1 of a localhost cluster."""
+    ports = _free_ports(2)
+    addresses = (f"127.0.0.1:{ports[0]}" if backend == "jax" else
+                 ",".join(f"127.0.0.1:{p}" for p in ports))
+    return [subprocess.Popen(
+        [sys.executable, "-m", "dcgan", "train", *flags, "--job-addresses", addresses,
+         "--num-processes", "2", "--process-id", str(i)],
+        cwd=cwd, env=_cluster_env(backend), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for i in range(2)]
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_two_processes_on_localhost_survive_a_kill_and_train_what_one_does(backend, tmp_path):
+    """jax.distributed (through keras.distribution.initialize) / MultiWorkerMirroredStrategy
+    on 127.0.0.1: two processes of one CPU device each read their halves of each global batch
+    of 8; both are killed (SIGKILL) after the first checkpoint, resume together from the run
+    folder, and end where one uninterrupted process does.  Only process 0 writes."""
+    # jit: JAX compiles the step (faster); TensorFlow can't across workers, nor does one here.
+    flags = [*TINY_RUN, "--jit-compile", "auto" if backend == "jax" else "false"]
+    checkpoints = tmp_path / "two" / "checkpoints"
+    processes = _start_two_processes(backend, tmp_path, [*flags, "--epochs", "40", "--out", "two"])
+    try:
+        deadline = time.monotonic() + 300
+        while not list_checkpoints(checkpoints) and all(p.poll() is None for p in processes):
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.01)
+    finally:
+        for p in processes:
+            p.kill()
+    outputs = [p.communicate() for p in processes]
+    assert list_checkpoints(checkpoints), outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    epochs = json.loads((list_checkpoints(checkpoints)[-1] / "meta.json").read_text())["epoch"] + 1
+
+    processes = _start_two_processes(backend, tmp_path, ["--resume", "two", "--epochs", str(epochs)])
+    try:
+        outputs = [p.communicate(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    for p, (_, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert f"epoch {epochs}/{epochs}" in outputs[0][0]  # the chief reports,
+    assert "epoch" not in outputs[1][0] and "error" not in outputs[1][1]  # the other is quiet
+    single = subprocess.run([sys.executable, "-m", "dcgan", "train", *flags, "--epochs",
+                             str(epochs), "--out", "one"], cwd=tmp_path,
+                            env=_cluster_env(backend), capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    rows = {r.split(",")[0]: r for r in (tmp_path / "two" / "log.csv").read_text().splitlines()[1:]}
+    assert len(rows) == len((tmp_path / "two" / "log.csv").read_text().splitlines()) - 1  # one writer
+    assert str(epochs) in rows
+    for row in (tmp_path / "one" / "log.csv").read_text().splitlines()[1:]:
+        if row.split(",")[0] in rows:  # d_loss, g_loss, d_real, d_fake as one device's
+            assert np.allclose([float(x) for x in row.split(",")[1:5]],
+                               [float(x) for x in rows[row.split(",")[0]].split(",")[1:5]],
+                               atol=1e-5), (row, rows)
+    for network in ("generator", "discriminator"):
+        one, two = (keras.saving.load_model(tmp_path / run / "checkpoints" / f"{network}.keras")
+                    for run in ("one", "two"))
+        assert max(float(np.abs(a - b).max())
+                   for a, b in zip(one.get_weights(), two.get_weights())) < 1e-5
+    meta = json.loads((list_checkpoints(checkpoints)[-1] / "meta.json").read_text())
+    assert meta["epoch"] == epochs and meta["d_steps"] == epochs * 8
+    environment = json.loads((tmp_path / "two" / "environment.json").read_text())
+    assert environment["resolved"]["devices"] == 2
