@@ -55,11 +55,13 @@ def join_cluster(job_addresses: str | None = None, num_processes: int | None = N
     Must run before the backend touches a device.  `seed`: the run's seed, so Keras
     needs no cross-process exchange to agree on one."""
     backend = keras.backend.backend()
+    job_addresses = job_addresses or os.environ.get(CLUSTER_VARIABLES[0]) or None
+    num_processes = _number(num_processes, CLUSTER_VARIABLES[1])
+    process_id = _number(process_id, CLUSTER_VARIABLES[2])
     named = (job_addresses, num_processes, process_id) != (None, None, None)
-    from_env = any(os.environ.get(v) for v in CLUSTER_VARIABLES)
-    if backend == "tensorflow" and (named or from_env or os.environ.get("TF_CONFIG")):
+    if backend == "tensorflow" and (named or os.environ.get("TF_CONFIG")):
         return _join_tensorflow(job_addresses, num_processes, process_id)
-    if not (named or from_env):
+    if not named:
         return False
     if backend != "jax":
         raise ConfigError(f"--job-addresses/--num-processes/--process-id: several hosts need "
@@ -70,7 +72,7 @@ def join_cluster(job_addresses: str | None = None, num_processes: int | None = N
         keras.distribution.initialize(job_addresses, num_processes, process_id)
     except (RuntimeError, ValueError) as error:  # bad address, peers that never came, ...
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = job_addresses or os.environ.get(CLUSTER_VARIABLES[0]) or "found by JAX"
+        where = job_addresses or "found by JAX"
         raise ConfigError(f"could not join the cluster at {where}: {first}") from None
     import jax
 
@@ -78,6 +80,16 @@ def join_cluster(job_addresses: str | None = None, num_processes: int | None = N
     log.info("process %d of %d in the cluster (%d devices in all)",
              jax.process_index(), jax.process_count(), len(jax.devices()))
     return jax.process_count() > 1
+
+
+def _number(value: int | None, variable: str) -> int | None:
+    """`value`, else the environment variable's, as an int (None when neither is set)."""
+    if value is not None or not os.environ.get(variable):
+        return value
+    try:
+        return int(os.environ[variable])
+    except ValueError:
+        raise ConfigError(f"{variable}={os.environ[variable]!r}: expected a whole number") from None
 
 
 def _check_process(num_processes, process_id) -> None:

@@ -100,7 +100,7 @@ def test_two_devices_compute_what_one_does_and_runs_move_between_counts(backend,
 
 
 @pytest.mark.backends
-def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path):
+def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path, monkeypatch):
     config = tiny_demo.replace(devices="2", out_dir=str(tmp_path / "run"))
     expected = ("more than one device needs --backend jax or tensorflow"
                 if keras.backend.backend() == "torch" else "this machine has 1 CPU device")
@@ -117,6 +117,9 @@ def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path):
     for addresses, count, index, message in refusals:
         with pytest.raises(ConfigError, match=message):
             join_cluster(addresses, count, index)
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
+    with pytest.raises(ConfigError, match="KERAS_DISTRIBUTION_NUM_PROCESSES='two': expected a whole"):
+        join_cluster()
     # A run trained on 8 devices, several steps per call, still loads here to sample from.
     gan = build_gan(config.replace(devices="8", steps_per_execution=4))
     assert gan.generate(2).shape == (2, 16, 16, 3)
