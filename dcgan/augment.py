@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from dcgan.backend import replica_share
 from dcgan.config import DIFFAUGMENT_POLICIES, policy_names
 
 
@@ -33,8 +34,16 @@ def diff_augment(images, policy, seed):
     return images
 
 
+# Draws go through replica_share: on N TensorFlow replicas each draws for the global batch
+# and keeps its slice, so the images are augmented as on one device.
 def _uniform(images, seed, low=0.0, high=1.0):
-    return keras.random.uniform((ops.shape(images)[0], 1, 1, 1), low, high, seed=seed)
+    return replica_share(lambda shape: keras.random.uniform(shape, low, high, seed=seed),
+                         ops.shape(images)[0], 1, 1, 1)
+
+
+def _randint(batch, low, high, seed, *rest):
+    return replica_share(lambda shape: keras.random.randint(shape, low, high, seed=seed),
+                         batch, *rest)
 
 
 def _color(x, seed):
@@ -55,8 +64,8 @@ def _shift_matrices(batch, size, shift):
 def _translation(x, seed, ratio=0.125):
     batch, height, width = ops.shape(x)[0], x.shape[1], x.shape[2]
     limit_h, limit_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
-    dy = keras.random.randint((batch,), -limit_h, limit_h + 1, seed=seed)
-    dx = keras.random.randint((batch,), -limit_w, limit_w + 1, seed=seed)
+    dy = _randint(batch, -limit_h, limit_h + 1, seed)
+    dx = _randint(batch, -limit_w, limit_w + 1, seed)
     x = ops.einsum("bij,bjwc->biwc", _shift_matrices(batch, height, dy), x)
     return ops.einsum("bij,bhjc->bhic", _shift_matrices(batch, width, dx), x)
 
@@ -64,8 +73,8 @@ def _translation(x, seed, ratio=0.125):
 def _cutout(x, seed, ratio=0.5):
     batch, height, width = ops.shape(x)[0], x.shape[1], x.shape[2]
     size_h, size_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
-    cy = keras.random.randint((batch, 1, 1), 0, height + (1 - size_h % 2), seed=seed)
-    cx = keras.random.randint((batch, 1, 1), 0, width + (1 - size_w % 2), seed=seed)
+    cy = _randint(batch, 0, height + (1 - size_h % 2), seed, 1, 1)
+    cx = _randint(batch, 0, width + (1 - size_w % 2), seed, 1, 1)
     rows = ops.arange(height)[None, :, None]
     cols = ops.arange(width)[None, None, :]
     inside = ops.logical_and(

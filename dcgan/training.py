@@ -197,9 +197,10 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         *evaluation,
         *(callbacks or []),
     ]
+    hosts = f" over {process_count()} processes" if process_count() > 1 else ""
     log.info("on %s%s: precision %s, compiled step %s, %d step(s) per call",
-             settings["accelerator"] if process_count() == 1 else f"{process_count()} processes",
-             f" x {settings['devices']} (data-parallel)" if settings["devices"] > 1 else "",
+             settings["accelerator"],
+             f" x {settings['devices']} (data-parallel{hosts})" if settings["devices"] > 1 else "",
              settings["precision"], "on" if settings["jit_compile"] else "off",
              settings["steps_per_execution"])
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,

@@ -55,8 +55,10 @@ from dcgan.training import build_gan, train
 root = sys.argv[1]
 # jit off: XLA and TensorFlow's own kernels round differently; XLA can't compile TF's
 # multi-device step, so both runs take the same path.
+# DiffAugment's draws are global too (each replica keeps its slice).
 base = Config.from_preset("demo", image_size=16, g_widths=(16, 8), batch_size=16, demo_images=64,
-                          num_samples=4, jit_compile="auto" if sys.argv[2] == "jax" else "false")
+                          num_samples=4, jit_compile="auto" if sys.argv[2] == "jax" else "false",
+                          diffaugment="color,translation,cutout")
 one, h1 = train(base.replace(epochs=3, devices="1", out_dir=root + "/one"), progress=False)
 # 2 devices, then 1, then 2 again: resumed across device counts both ways.
 _, h2 = train(base.replace(epochs=1, devices="2", out_dir=root + "/two"), progress=False)
