@@ -32,6 +32,8 @@ import contextlib
 import json
 import logging
 import os
+import socket
+import time
 
 import keras
 
@@ -44,6 +46,7 @@ MULTI_DEVICE_BACKENDS = ("jax", "tensorflow")
 CLUSTER_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                      "KERAS_DISTRIBUTION_PROCESS_ID")
 _cluster: dict = {}  # set once by join_cluster: process_index, process_count, strategy (TF)
+COORDINATOR_WAIT_S = 300  # JAX's own initialization timeout, after which it aborts the process
 
 
 def join_cluster(job_addresses: str | None = None, num_processes: int | None = None,
@@ -67,6 +70,8 @@ def join_cluster(job_addresses: str | None = None, num_processes: int | None = N
         raise ConfigError(f"--job-addresses/--num-processes/--process-id: several hosts need "
                           f"--backend jax or tensorflow; Keras on {backend} trains on one")
     _check_process(num_processes, process_id)
+    if job_addresses and process_id:  # JAX aborts the process (no Python error) when none answers
+        wait_for_coordinator(job_addresses.split(",")[0])
     keras.utils.set_random_seed(seed)
     try:
         keras.distribution.initialize(job_addresses, num_processes, process_id)
@@ -80,6 +85,24 @@ def join_cluster(job_addresses: str | None = None, num_processes: int | None = N
     log.info("process %d of %d in the cluster (%d devices in all)",
              jax.process_index(), jax.process_count(), len(jax.devices()))
     return jax.process_count() > 1
+
+
+def wait_for_coordinator(address: str, seconds: float = COORDINATOR_WAIT_S) -> None:
+    """Wait until something listens at the coordinator's HOST:PORT; one line if nothing does."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--job-addresses {address}: expected HOST:PORT, e.g. 10.0.0.1:1234")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"no coordinator answered at {address} within {seconds:.0f} s; "
+                                  "start process 0 there with the same --job-addresses, or "
+                                  "check the address") from None
+            time.sleep(0.5)
 
 
 def _number(value: int | None, variable: str) -> int | None:

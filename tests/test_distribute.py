@@ -20,7 +20,7 @@ import pytest
 
 from dcgan.data import BatchReader
 from dcgan.demo_faces import DemoImages
-from dcgan.distribute import join_cluster
+from dcgan.distribute import join_cluster, wait_for_coordinator
 from dcgan.errors import ConfigError
 from dcgan.run import list_checkpoints
 from dcgan.training import build_gan, train
@@ -49,7 +49,7 @@ import numpy as np
 from dcgan.config import Config
 from dcgan.data import BatchReader
 from dcgan.demo_faces import DemoImages
-from dcgan.distribute import join_cluster
+from dcgan.distribute import join_cluster, wait_for_coordinator
 from dcgan.errors import ConfigError
 from dcgan.training import build_gan, train
 root = sys.argv[1]
@@ -168,6 +168,18 @@ def _start_two_processes(backend, cwd, flags):
          "--num-processes", "2", "--process-id", str(i)],
         cwd=cwd, env=_cluster_env(backend), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True) for i in range(2)]
+
+
+def test_a_coordinator_that_never_answers_is_one_line():
+    (port,) = _free_ports(1)  # nothing listens there
+    with pytest.raises(ConfigError, match=f"no coordinator answered at 127.0.0.1:{port} within 1 s"):
+        wait_for_coordinator(f"127.0.0.1:{port}", seconds=1)
+    with pytest.raises(ConfigError, match="--job-addresses localhost: expected HOST:PORT"):
+        wait_for_coordinator("localhost", seconds=1)
+    with socket.socket() as server:  # a listening coordinator: no wait
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        wait_for_coordinator(f"127.0.0.1:{server.getsockname()[1]}", seconds=1)
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
