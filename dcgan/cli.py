@@ -165,17 +165,18 @@ def _train(args: argparse.Namespace) -> None:
 
     config = config_from_args(args)
     join_cluster(args.job_addresses, args.num_processes, args.process_id, seed=config.seed)
-    if not is_chief():  # the chief reports; the others speak only of trouble
+    chief = is_chief()  # in a multi-host run the chief reports; the others speak of trouble only
+    if chief:
+        print(f"{'resuming' if args.resume else 'training'} preset {config.preset} on "
+              f"{config.data} ({config.image_size}x{config.image_size}, {config.epochs} epochs, "
+              f"Keras {keras.__version__} on {keras.backend.backend()}) -> {config.out_dir}",
+              flush=True)
+    else:
         logging.getLogger("dcgan").setLevel(logging.WARNING)
-        train(config, resume=bool(args.resume), overwrite=args.overwrite,
-              allow_config_change=args.allow_config_change)
-        return
-    print(f"{'resuming' if args.resume else 'training'} preset {config.preset} on {config.data} "
-          f"({config.image_size}x{config.image_size}, {config.epochs} epochs, Keras "
-          f"{keras.__version__} on {keras.backend.backend()}) -> {config.out_dir}", flush=True)
     train(config, resume=bool(args.resume), overwrite=args.overwrite,
           allow_config_change=args.allow_config_change)
-    print(f"done: samples in {config.out_dir}/samples, checkpoints in {config.out_dir}/checkpoints")
+    if chief:
+        print(f"done: samples in {config.out_dir}/samples, checkpoints in {config.out_dir}/checkpoints")
 
 
 def _generate(args: argparse.Namespace) -> None:

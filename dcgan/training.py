@@ -116,16 +116,18 @@ def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
     return gan
 
 
-def sample_latents(config: Config, paths: RunPaths) -> np.ndarray:
-    """The run's fixed sample latents: read from the run folder, or made and stored there."""
+def sample_latents(config: Config, paths: RunPaths, store: bool = True) -> np.ndarray:
+    """The run's fixed sample latents: read from the run folder, or made (and, with `store`,
+    stored there; the other processes of a multi-host run make the same ones)."""
     if paths.latents.exists():
         latents = np.load(paths.latents, allow_pickle=False)
         if latents.shape == (config.num_samples, config.latent_dim):
             return latents
     latents = latents_for(config.num_samples, config.latent_dim,
                           config.seed + SAMPLE_LATENT_SEED_OFFSET)
-    paths.samples.mkdir(parents=True, exist_ok=True)
-    np.save(paths.latents, latents)
+    if store:
+        paths.samples.mkdir(parents=True, exist_ok=True)
+        np.save(paths.latents, latents)
     return latents
 
 
@@ -174,11 +176,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         paths.root.mkdir(parents=True, exist_ok=True)
         config.to_json(paths.config)
         write_environment(paths.environment, resolved=settings)
-        if checkpoint is None:
-            latents = sample_latents(config, paths)
-    elif checkpoint is None:  # the same latents the chief stores
-        latents = latents_for(config.num_samples, config.latent_dim,
-                              config.seed + SAMPLE_LATENT_SEED_OFFSET)
+    if checkpoint is None:
+        latents = sample_latents(config, paths, store=chief)
     steps = config.steps_per_epoch or count // config.batch_size
     real = images.read(np.arange(min(config.num_samples, count)))
     evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
