@@ -243,7 +243,7 @@ def _decode_with_tensorflow(source: Source, size: int, crop: int):
     import tensorflow as tf  # lazy here and below: seconds to import, only needed to build
 
     indices = tf.data.Dataset.range(len(source.entries))
-    if source.kind == "archive":
+    if not source.reads_files:  # archive members, parquet rows
         def entry_bytes():
             for i, entry in enumerate(source.entries):
                 try:

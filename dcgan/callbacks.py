@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from dcgan.io import atomic_path, remove_stale_partials
 from dcgan.plots import plot_losses, progress_gif
 from dcgan.precision import float32_copy
 from dcgan.run import RunPaths, latest_checkpoint
+
+log = logging.getLogger("dcgan.train")
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -162,35 +166,138 @@ class EpochLog(keras.callbacks.Callback):
         progress_gif(self.paths.epoch_grids(), self.paths.progress_gif)
 
 
-class ProgressBar(keras.callbacks.Callback):
-    """A tqdm bar per epoch (steps, images/s, losses); one summary line per epoch otherwise."""
+class Pace:
+    """How fast a run goes and how long it has left, from the steps timed so far.
 
-    def __init__(self, epochs, steps_per_epoch, batch_size, bar=None):
+    The first step of a session compiles the training step (seconds to minutes), so timing
+    starts after it.  Whole epochs, once timed, include what happens between epochs
+    (checkpoints, grids); before that, the per-step rate stands for the epoch."""
+
+    MIN_TIMED_STEPS = 5
+
+    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int):
+        self.epochs, self.steps, self.batch_size = epochs, steps_per_epoch, batch_size
+        self.epoch, self.step = 0, 0
+        self.timed_from = None  # (time, steps done) after the session's first step
+        self.done_steps = 0
+        self.epoch_seconds: list[float] = []  # whole epochs after the session's first
+        self.epoch_started = None
+        self.first_epoch = None
+
+    def epoch_begin(self, epoch: int) -> None:
+        self.epoch, self.step, self.epoch_started = epoch, 0, time.perf_counter()
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+    def step_end(self, step: int) -> None:
+        """`step`: steps done in this epoch (1-based)."""
+        self.done_steps += step - self.step
+        self.step = step
+        if self.timed_from is None:
+            self.timed_from = (time.perf_counter(), self.done_steps)
+
+    def epoch_end(self) -> None:
+        if self.epoch != self.first_epoch:
+            self.epoch_seconds.append(time.perf_counter() - self.epoch_started)
+
+    @property
+    def timed_steps(self) -> int:
+        return self.done_steps - self.timed_from[1] if self.timed_from else 0
+
+    def steps_per_second(self) -> float | None:
+        if self.timed_steps < self.MIN_TIMED_STEPS:
+            return None
+        return self.timed_steps / max(time.perf_counter() - self.timed_from[0], 1e-9)
+
+    def seconds_per_epoch(self) -> float | None:
+        if self.epoch_seconds:
+            recent = self.epoch_seconds[-3:]
+            return sum(recent) / len(recent)
+        rate = self.steps_per_second()
+        return self.steps / rate if rate else None
+
+    def seconds_left(self, after_epoch: bool = False) -> float | None:
+        """Time to the end of the run; `after_epoch`: the current epoch is finished."""
+        per_epoch, rate = self.seconds_per_epoch(), self.steps_per_second()
+        if per_epoch is None:
+            return None
+        if after_epoch:
+            return (self.epochs - self.epoch - 1) * per_epoch
+        rest_of_epoch = (self.steps - self.step) / rate if rate else per_epoch
+        return rest_of_epoch + (self.epochs - self.epoch - 1) * per_epoch
+
+    def summary(self, after_epoch: bool = False) -> str | None:
+        """'412 img/s, 3.2 min per epoch, about 1 h 18 min left for 24 epochs' (None until
+        enough steps are timed)."""
+        rate, left = self.steps_per_second(), self.seconds_left(after_epoch)
+        if rate is None or left is None:
+            return None
+        epochs_left = self.epochs - self.epoch - (1 if after_epoch else 0)
+        return (f"{rate * self.batch_size:,.0f} img/s, {duration(self.seconds_per_epoch())} per "
+                f"epoch, about {duration(left)} left for {epochs_left} epoch"
+                f"{'' if epochs_left == 1 else 's'}")
+
+
+def duration(seconds: float) -> str:
+    """'42 s', '3.2 min', '1 h 18 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min"
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar per epoch (steps, images/s, losses); one summary line per epoch otherwise.
+
+    `eta`: also log the time left, once the first steps are timed and after each epoch
+    (off in a notebook, whose live view shows it instead).  `leave`: keep each finished
+    epoch's bar (a terminal's history) or let the next one replace it (a notebook)."""
+
+    def __init__(self, epochs, steps_per_epoch, batch_size, bar=None, eta=True, leave=True):
         super().__init__()
         self.epochs, self.steps, self.batch_size = epochs, steps_per_epoch, batch_size
         self.bar_enabled = show_progress() if bar is None else bar
         self.bar = None
+        self.eta, self.leave = eta, leave
+        self.pace = Pace(epochs, steps_per_epoch, batch_size)
+        self.announced = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.started = epoch, time.perf_counter()
+        self.pace.epoch_begin(epoch)
         if self.bar_enabled:
             self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
-                            unit="step", leave=True)
+                            unit="step", leave=self.leave)
 
     def on_train_batch_end(self, batch, logs=None):
+        self.pace.step_end(batch + 1)
         if self.bar is not None:
             rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(_format(logs) + f" {rate:.0f} img/s", refresh=False)
             self.bar.update(batch + 1 - self.bar.n)  # steps_per_execution > 1: several at once
+        if self.eta and not self.announced and self.pace.timed_steps >= 2 * Pace.MIN_TIMED_STEPS:
+            summary = self.pace.summary()
+            if summary:
+                self.announced = True
+                if self.bar is not None:
+                    self.bar.write(f"pace: {summary}", file=sys.stderr)
+                else:
+                    log.info("pace: %s", summary)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
+        self.pace.epoch_end()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         else:
             print(f"epoch {epoch + 1}/{self.epochs}: {_format(logs)} "
                   f"({seconds:.1f}s, {self.steps * self.batch_size / seconds:.0f} img/s)", flush=True)
+        summary = self.pace.summary(after_epoch=True) if self.eta else None
+        if summary and epoch + 1 < self.epochs:
+            log.info("pace: %s", summary)
 
 
 def _format(logs):

@@ -31,7 +31,8 @@ import numpy as np
 from dcgan.config import Config
 from dcgan.env import environment
 from dcgan.errors import CheckpointError
-from dcgan.io import fsync_tree, remove_stale_partials
+from dcgan import __version__
+from dcgan.io import fsync_tree, remove_stale_partials, sha256_file
 from dcgan.precision import inner_optimizer, loss_scale_variables
 from dcgan.run import CHECKPOINT_META, checkpoint_folder, list_checkpoints
 
@@ -139,9 +140,12 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
         _write_state(partial / STATE_FILE, gan)
         np.save(partial / "latents.npy", np.asarray(latents, np.float32))
         config.to_json(partial / "config.json")
+        files = {item.name: {"bytes": item.stat().st_size, "sha256": sha256_file(item)}
+                 for item in sorted(partial.iterdir())}  # checked before a resume
         meta = {"epoch": epoch, "d_steps": _steps(gan.d_optimizer),
                 "g_steps": _steps(gan.g_optimizer), "final": final,
-                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **environment()}
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dcgan": __version__,
+                **environment(), "files": files}
         (partial / CHECKPOINT_META).write_text(json.dumps(meta, indent=1) + "\n")
         fsync_tree(partial)
         if target.exists():  # the same epoch saved again (e.g. final == last periodic)

@@ -11,7 +11,6 @@ and reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,17 +25,20 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from dcgan.errors import DataError
-from dcgan.io import atomic_write_text
-from dcgan.sources import is_archive
+from dcgan.io import atomic_write_text, sha256_file
+from dcgan.sources import is_archive, looks_like_html
 
 log = logging.getLogger("dcgan.data")
 
 CELEBA_KAGGLE_HANDLE = "jessicali9530/celeba-dataset"
 MARKER = ".dcgan-complete.json"
 CREDENTIALS_HINT = (
-    "Kaggle needs your API token: in Colab run `import kagglehub; kagglehub.login()`, or set "
-    "KAGGLE_USERNAME and KAGGLE_KEY (kaggle.com > Settings > API > Create New Token), "
-    "or pass --from with a copy of the CelebA zip")
+    "Kaggle wants a token here: in Colab add the secret KAGGLE_API_TOKEN (the key icon on the "
+    "left; kaggle.com > Settings > API > Create New Token), or set KAGGLE_USERNAME and "
+    "KAGGLE_KEY; or use --data hf:nielsr/CelebA-faces (no account), or --from a copy of the zip")
+CELEBA_LICENCE = (
+    "CelebA is for non-commercial research and education only (its release agreement: "
+    "mmlab.ie.cuhk.edu.hk/projects/CelebA.html); by using it you accept those terms.")
 
 
 def download_celeba(to: str | Path, source: str | None = None, sha256: str | None = None,
@@ -86,7 +88,7 @@ def fetch(source: str, folder: Path, sha256: str | None = None, progress: bool =
         return path
     name = PurePosixPath(urllib.request.urlparse(source).path).name or "download.zip"
     final = folder / name
-    if final.exists() and (not sha256 or _sha256(final) == sha256.lower()):
+    if final.exists() and (not sha256 or sha256_file(final) == sha256.lower()):
         log.info("%s already downloaded", final)
         return final
     partial = folder / f".{name}.partial"
@@ -97,6 +99,10 @@ def fetch(source: str, folder: Path, sha256: str | None = None, progress: bool =
             out.flush()
             os.fsync(out.fileno())
         received = partial.stat().st_size
+        if looks_like_html(partial) and not name.lower().endswith((".html", ".htm")):
+            raise DataError(f"{source}: the server sent a web page (HTML), not {name}: an error, "
+                            "login or quota page (Google Drive sends one when its quota is "
+                            "exceeded); try again later or use another copy")
         if expected is not None and received != int(expected):
             raise DataError(f"{source}: download cut short ({received} of {expected} bytes); "
                             "run the command again")
@@ -229,16 +235,8 @@ def _copy_with_progress(src, dst, total, name, progress) -> None:
             bar.update(len(chunk))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_sha256(path: Path, expected: str) -> None:
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected.lower():
         raise DataError(f"{path}: sha256 {actual} does not match the expected {expected}; "
                         "the file is damaged or not the one asked for")

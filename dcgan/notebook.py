@@ -1,29 +1,78 @@
-"""One call per notebook cell: environment report, Drive, data, models, results.
+"""One call per notebook cell: environment report, Drive, data, models, training, results.
 
-The notebook in notebooks/ only sets parameters and calls these (and
-dcgan.train); nothing here is needed outside a notebook, and everything
-works in a plain Jupyter kernel too (the Colab-only branches are skipped).
+The notebook in notebooks/ only sets parameters and calls these; nothing here is needed
+outside a notebook, and everything works in a plain Jupyter kernel too (the Colab-only
+branches are skipped).  Imported inside a kernel, this module also makes dcgan speak
+there as on a terminal: its log lines (resume point, settings chosen, skipped files)
+appear under the cell, and an error of the user's making is one line naming the form
+field to change, not a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 from dcgan.config import Config
 from dcgan.data import load_real_images
-from dcgan.download import download_celeba
-from dcgan.env import environment
-from dcgan.errors import DcganError
+from dcgan.download import CELEBA_LICENCE, download_celeba
+from dcgan.env import environment, in_notebook
+from dcgan.hub import CELEBA_HUB_ID
+from dcgan.errors import DataError, DcganError
 from dcgan.hardware import local_accelerator, precision_for
 from dcgan.images import save_grid, show_image
 from dcgan.models import build_discriminator, build_generator, count_macs
-from dcgan.run import RunPaths
+from dcgan.run import IF_EXISTS, RunPaths, next_free_folder
 from dcgan.sampling import generate, interpolate
 
 log = logging.getLogger("dcgan")
+DRIVE_MOUNT = "/content/drive"
+_last_run: str | None = None  # the folder nb.train used last in this kernel
+
+
+# ------------------------------------------------------------- speaking in the notebook
+def notebook_words(message: str) -> str:
+    """A CLI-worded error in the notebook's words: `--d-learning-rate` and `config field
+    d_learning_rate=...` become the form field D_LEARNING_RATE where the form has one."""
+    def field(name: str) -> str:
+        upper = name.replace("-", "_").upper()
+        return upper if upper in FORM_FIELDS else None
+
+    message = re.sub(r"config field (\w+)=", lambda m: f"{field(m[1])} = " if field(m[1])
+                     else m[0], message)
+    message = re.sub(r"--out\b", "RUN_NAME", message)
+    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: field(m[1]) or m[0], message)
+
+
+# The notebook form's fields (notebooks/make_notebook.py), for naming them in errors.
+FORM_FIELDS = {"PRESET", "DATA", "IMAGE_SIZE", "LATENT_DIM", "BATCH_SIZE", "D_LEARNING_RATE",
+               "G_LEARNING_RATE", "LABEL_NOISE", "EPOCHS", "STEPS_PER_EPOCH", "RUN_NAME", "SEED",
+               "PRECISION", "IF_RUN_EXISTS", "USE_DRIVE", "BACKEND"}
+
+
+def _one_line_error(shell, kind, value, traceback, tb_offset=None):
+    """IPython's handler for DcganError: one red line; the cell still fails (Run all stops)."""
+    print(f"error: {notebook_words(str(value))}", file=sys.stderr)  # IPython shows no more
+
+
+def attach_to_kernel() -> None:
+    """Show dcgan's log lines under the cells and its errors as one line (idempotent)."""
+    logger = logging.getLogger("dcgan")
+    if not any(getattr(h, "_dcgan_notebook", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._dcgan_notebook = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    from IPython import get_ipython  # only called inside a kernel
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((DcganError,), _one_line_error)
 
 
 def in_colab() -> bool:
@@ -57,8 +106,8 @@ def gpu_advice(device: str, colab: bool) -> str | None:
     return "Note: no GPU found; use the demo preset or a machine with a GPU."
 
 
-def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs",
-                mount_point: str = "/content/drive") -> str:
+def output_root(use_drive: bool = True, drive_folder: str = "dcgan", local: str = "runs",
+                mount_point: str = DRIVE_MOUNT) -> str:
     """Where runs go: a Google Drive folder in Colab when asked (survives disconnects), else `local`.
 
     Only checkpoints, grids and logs go there; images and the decoded-image cache stay on the
@@ -67,8 +116,7 @@ def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs
     if not use_drive:
         return local
     if not in_colab():
-        print("USE_DRIVE is on but this is not Colab; writing runs to the local folder "
-              f"'{local}' instead")
+        print(f"runs go to the local folder '{local}' (Google Drive is a Colab thing)")
         return local
     from google.colab import drive  # exists only in Colab
 
@@ -79,23 +127,37 @@ def output_root(use_drive: bool, drive_folder: str = "dcgan", local: str = "runs
     return str(root)
 
 
-def prepare_data(source: str, local_folder: str = "data/celeba", fallback_to_demo: bool = True) -> str:
-    """Resolve the notebook's DATA choice to a `--data` value: 'demo', 'celeba' or a path/archive.
+def prepare_data(source: str, preset: str = "seed128", local_folder: str = "data/celeba") -> str:
+    """Resolve the notebook's DATA choice to a `--data` value: "demo", "celeba", "hf:ORG/NAME",
+    or a path (folder, archive, parquet).
 
-    'celeba' downloads through kagglehub (once; re-runs skip it). If that fails and
-    `fallback_to_demo`, the built-in demo faces are used instead, with the reason printed.
+    "celeba" tries Kaggle (anonymously, or with the KAGGLE_API_TOKEN secret), then the
+    token-free Hugging Face Hub mirror; if both fail it stops with one line saying what
+    to do.  It never trains another preset on the demo faces instead: only the demo
+    preset falls back to them.
     """
-    if source == "demo":
-        return "demo"
     if source != "celeba":
         return source
+    print(CELEBA_LICENCE)
     try:
         return str(download_celeba(local_folder, progress=True))
-    except DcganError as e:
-        if not fallback_to_demo:
-            raise
-        print(f"CelebA is not available ({e}).\nFalling back to the built-in demo faces.")
+    except DcganError as kaggle_error:
+        print(f"Kaggle: {kaggle_error}\ntrying the Hugging Face Hub's copy instead "
+              f"(hf:{CELEBA_HUB_ID}, 1.4 GB, no account needed)")
+        kaggle = str(kaggle_error)
+    try:
+        from dcgan.sources import open_source
+
+        open_source(f"hf:{CELEBA_HUB_ID}")  # downloads once; training reads the same files
+        return f"hf:{CELEBA_HUB_ID}"
+    except DcganError as hub_error:
+        hub = str(hub_error)
+    if preset == "demo":
+        print("CelebA is not available; the demo preset trains on the built-in demo faces")
         return "demo"
+    raise DataError(f"CelebA could not be fetched (Kaggle: {kaggle.split(';')[0]}; Hub: "
+                    f"{hub.split(';')[0]}); add the KAGGLE_API_TOKEN secret, check the "
+                    'connection, or set DATA to your own images (or "demo")')
 
 
 def make_config(preset: str, **values) -> Config:
@@ -121,21 +183,77 @@ def show_models(config: Config) -> None:
         print(f"{model.name}: {count_macs(model) / 1e9:.3f} GMAC per image\n")
 
 
+def train(config: Config, if_exists: str = "resume") -> str:
+    """Train `config` in its run folder, with a live view; return the folder used.
+
+    `if_exists` (the form's IF_RUN_EXISTS) says what to do when the folder holds a run:
+    "resume" it as saved, "resume_changed" with these settings (printing what changed),
+    start a "new_run" beside it (RUN_NAME-2, -3, ...), or "overwrite" it."""
+    global _last_run
+    from dcgan.training import train as train_run  # lazy: Keras
+
+    if if_exists not in IF_EXISTS:
+        raise DcganError(f"IF_RUN_EXISTS = {if_exists!r}: choose one of {', '.join(IF_EXISTS)}")
+    if if_exists == "new_run":
+        folder = str(next_free_folder(config.out_dir))
+        if folder != config.out_dir:
+            print(f"{config.out_dir} holds a run; this new one goes to {folder}")
+        config = config.replace(out_dir=folder)
+    warning = drive_warning(config.out_dir, in_colab())
+    if warning:
+        print(warning)
+    _last_run = config.out_dir
+    train_run(config, if_exists=if_exists, live_view=True)
+    return config.out_dir
+
+
+def drive_warning(out_dir: str, colab: bool) -> str | None:
+    """What to tell a Colab user whose run folder a runtime reset would delete; else None."""
+    if not colab or Path(out_dir).resolve().is_relative_to(DRIVE_MOUNT):
+        return None
+    return (f"WARNING: {out_dir} is on this runtime's disk: a disconnect or runtime reset "
+            "deletes the run and its checkpoints. Set USE_DRIVE = True to keep it on Google Drive.")
+
+
+def run_folder(out_root: str, run_name: str) -> str:
+    """The run to show: the one nb.train used last in this kernel (a new_run may have
+    numbered it RUN_NAME-2), else OUT_ROOT/RUN_NAME (e.g. in a fresh runtime)."""
+    default = Path(out_root) / run_name
+    if _last_run and Path(_last_run).parent == default.parent and (
+            Path(_last_run).name == run_name or Path(_last_run).name.startswith(f"{run_name}-")):
+        return _last_run
+    return str(default)
+
+
 def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_to: int = 7) -> dict:
-    """Loss curves, the progress GIF, a fresh grid and an interpolation; return their paths."""
+    """Loss curves, the progress GIF, a fresh grid and an interpolation; return their paths.
+
+    Needs only the run folder (no data), so it works in a fresh runtime; the inline GIF is
+    a small copy (progress_preview.gif: a dozen frames at most, 384 px), the full one stays
+    on disk."""
     from IPython.display import Image as IPythonImage  # only inside a notebook kernel
     from IPython.display import display
 
+    from dcgan.plots import progress_preview
+
     paths = RunPaths(run)
-    files = {"losses": paths.losses_plot, "progress": paths.progress_gif,
+    if not paths.export("generator").exists():
+        raise DcganError(f"{paths.root}: no trained generator there yet (RUN_NAME and USE_DRIVE "
+                         "name the run; train it first)")
+    files = {"losses": paths.losses_plot, "progress": paths.progress_preview,
              "faces": paths.faces, "walk": paths.walk}
     generate(run, n=n, seed=0, out=files["faces"])
     interpolate(run, seed_from, seed_to, steps=8, out=files["walk"])
     for name in ("losses", "faces", "walk"):
-        show_image(files[name], name)
-    if files["progress"].exists():
+        if files[name].exists():
+            show_image(files[name], name)
+    if progress_preview(paths.epoch_grids(), files["progress"]):
         display(IPythonImage(filename=str(files["progress"])))
     generator = next((p for p in (paths.export("generator_ema"), paths.export("generator"))
                       if p.exists()), None)
     print(f"saved generator: {generator}\nrun folder: {paths.root}")
     return {k: str(v) for k, v in files.items()}
+
+
+if in_notebook():
+    attach_to_kernel()

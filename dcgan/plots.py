@@ -55,3 +55,24 @@ def progress_gif(grids: list[Path], out: str | Path, frame_ms: int = 400) -> int
     frames = [Image.open(p).convert("RGB") for p in grids]
     save_gif(out, frames, [frame_ms] * (len(frames) - 1) + [frame_ms * 4])  # linger on the newest
     return len(frames)
+
+
+def progress_preview(grids: list[Path], out: str | Path, frames: int = 12, side: int = 384) -> int:
+    """A small progress GIF for showing inline: at most `frames` grids (evenly spaced, the
+    first and the newest kept) scaled to `side` px; return the number of frames."""
+    if not grids:
+        return 0
+    if len(grids) > frames:
+        step = (len(grids) - 1) / (frames - 1)
+        grids = [grids[round(i * step)] for i in range(frames)]
+    images = []
+    for path in grids:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            scale = side / max(image.size)
+            if scale < 1:
+                image = image.resize((round(image.width * scale), round(image.height * scale)),
+                                     Image.LANCZOS)
+            images.append(image)
+    save_gif(out, images, [400] * (len(images) - 1) + [1600])
+    return len(images)

@@ -7,7 +7,7 @@ A run folder (`--out`) holds:
     samples/     latents.npy  real.png  epoch_000.png  epoch_001.png ...
     checkpoints/ ckpt-0001/ ... (complete, resumable state; see dcgan.checkpoint)
                  generator.keras  generator_ema.keras  discriminator.keras
-    real_preview.png  faces.png  walk.png     (written by the notebook's cells)
+    real_preview.png  faces.png  walk.png  progress_preview.gif   (the notebook's cells)
 
 Everything that reads or writes these names takes them from `RunPaths`; `clear()`
 removes exactly these and nothing else a user may have put in the folder.
@@ -15,6 +15,7 @@ removes exactly these and nothing else a user may have put in the folder.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from dcgan.config import RESUMABLE_CHANGES, Config
 from dcgan.errors import CheckpointError
+from dcgan.io import sha256_file
 
 log = logging.getLogger("dcgan.train")
 
@@ -51,6 +53,7 @@ class RunPaths:
         self.real_preview = self.root / "real_preview.png"
         self.faces = self.root / "faces.png"
         self.walk = self.root / "walk.png"
+        self.progress_preview = self.root / "progress_preview.gif"
 
     def epoch_grid(self, epoch: int) -> Path:
         """The sample grid after `epoch` epochs (0: the untrained generator)."""
@@ -71,7 +74,8 @@ class RunPaths:
         for folder in (self.samples, self.checkpoints, self.tensorboard):
             shutil.rmtree(folder, ignore_errors=True)
         for file in (self.config, self.environment, self.log, self.losses_plot, self.progress_gif,
-                     self.metrics, self.eval, self.real_preview, self.faces, self.walk):
+                     self.metrics, self.eval, self.real_preview, self.faces, self.walk,
+                     self.progress_preview):
             file.unlink(missing_ok=True)
 
 
@@ -94,34 +98,124 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What is wrong with a complete-looking checkpoint's files (their sizes and sha256, as
+    meta.json recorded them when it was saved), or None if they are as saved.  Catches a
+    truncated or half-synced copy (a Drive folder) and flipped bits; checkpoints written
+    before dcgan 0.4 record no checksums and pass."""
+    try:
+        meta = json.loads((checkpoint / CHECKPOINT_META).read_text())
+        recorded = meta.get("files") or {}
+    except (OSError, ValueError, AttributeError) as e:
+        return f"{CHECKPOINT_META} is unreadable ({type(e).__name__})"
+    for name, expected in recorded.items():
+        path = checkpoint / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if size != expected.get("bytes"):
+            return f"{name} has {size} bytes, {expected.get('bytes')} when saved"
+        if sha256_file(path) != expected.get("sha256"):
+            return f"{name} is not what was saved (sha256 differs)"
+    return None
+
+
+def latest_intact_checkpoint(folder: str | Path) -> Path | None:
+    """The newest checkpoint whose files are as saved (see `checkpoint_problem`), naming each
+    damaged one it passes over; None if there is none at all; CheckpointError, one line, if
+    every one is damaged."""
+    found = list_checkpoints(folder)
+    for checkpoint in reversed(found):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        log.warning("skipping %s: damaged (%s); trying the one before", checkpoint, problem)
+    if found:
+        raise CheckpointError(f"{folder}: every checkpoint is damaged ({len(found)}, newest "
+                              f"{found[-1].name}); copy intact ones back, or start a new run")
+    return None
+
+
+# What a notebook (or `train(config, if_exists=...)`) does when its run folder already holds
+# a run: continue it as saved, continue it with the new settings, start beside it, or replace it.
+IF_EXISTS = ("resume", "resume_changed", "new_run", "overwrite")
+
+
+def next_free_folder(root: str | Path) -> Path:
+    """`root` if it holds no run, else the first of `root-2`, `root-3`, ... that holds none."""
+    root = Path(root)
+    candidate, n = root, 1
+    while RunPaths(candidate).exists():
+        n += 1
+        candidate = root.with_name(f"{root.name}-{n}")
+    return candidate
+
+
+def changed_fields(saved: Config, config: Config) -> list[str]:
+    """The fields in which `config` differs from a run's saved config (out_dir aside)."""
+    return [f.name for f in fields(Config) if f.name != "out_dir"
+            and getattr(saved, f.name) != getattr(config, f.name)]
+
+
+def changes_table(saved: Config, config: Config, names: list[str]) -> str:
+    """'  d_learning_rate  0.0001 -> 0.0003' lines, one per changed field."""
+    width = max(len(n) for n in names)
+    return "\n".join(f"  {n:<{width}}  {getattr(saved, n)!r} -> {getattr(config, n)!r}"
+                     for n in names)
+
+
 def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = False,
-                allow_config_change: bool = False, apply: bool = True) -> tuple[Config, Path | None]:
+                allow_config_change: bool = False, apply: bool = True,
+                if_exists: str | None = None) -> tuple[Config, Path | None]:
     """Decide between a new run and a resumed one; return (config to use, checkpoint or None).
 
     `resume`: False (a new run; refuses an existing one unless `overwrite`), True
     (continue `config.out_dir`) or "auto" (continue when there is a checkpoint, else
-    start: what a notebook re-run wants).  A run stopped before its first checkpoint
-    has nothing to lose, so resuming it starts it again.  `apply=False` decides without
-    clearing anything (the other processes of a multi-host run; the chief clears).
+    start).  `if_exists` (one of IF_EXISTS; the notebook's IF_RUN_EXISTS) replaces those
+    three for a folder that may hold a run, and its errors name it instead of CLI flags.
+    A run stopped before its first checkpoint has nothing to lose, so resuming it starts
+    it again.  `apply=False` decides without clearing anything (the other processes of a
+    multi-host run; the chief clears).
     """
+    if if_exists is not None:
+        if if_exists not in IF_EXISTS:
+            raise CheckpointError(f"IF_RUN_EXISTS = {if_exists!r}: choose one of "
+                                  f"{', '.join(IF_EXISTS)}")
+        if if_exists == "new_run":
+            folder = next_free_folder(config.out_dir)
+            if str(folder) != str(config.out_dir):
+                log.info("%s already holds a run; this one goes to %s", config.out_dir, folder)
+                config = config.replace(out_dir=str(folder))
+            return config, None
+        if if_exists == "overwrite":
+            return resolve_run(config, overwrite=True, apply=apply)
+        resume, allow_config_change = "auto", if_exists == "resume_changed"
     paths = RunPaths(config.out_dir)
     if resume and paths.config.exists():
         saved = Config.from_json(paths.config)
-        checkpoint = latest_checkpoint(paths.checkpoints)
+        checkpoint = latest_intact_checkpoint(paths.checkpoints)
         if checkpoint is None:
             if apply:
                 log.info("%s stopped before its first checkpoint; starting it again from its "
                          "saved config", paths.root)
                 paths.clear()
             return config, None
-        changed = [f.name for f in fields(Config) if f.name not in RESUMABLE_CHANGES
-                   and f.name != "out_dir" and getattr(saved, f.name) != getattr(config, f.name)]
+        changed = [n for n in changed_fields(saved, config) if n not in RESUMABLE_CHANGES]
         if changed and not allow_config_change:
             detail = ", ".join(f"{n} ({getattr(saved, n)!r} -> {getattr(config, n)!r})"
                                for n in changed[:4])
+            if if_exists is not None:
+                raise CheckpointError(
+                    f"{paths.root} holds a run with other settings: {detail}. Set "
+                    'IF_RUN_EXISTS = "resume_changed" to go on with the new ones, "new_run" to '
+                    'start a new run beside it, or "overwrite" to replace it')
             raise CheckpointError(
                 f"{paths.root}: the saved run differs in {detail}; drop those flags to resume "
                 "as saved, pass --allow-config-change to resume with them, or use a new --out")
+        if changed and apply:
+            log.info("resuming %s with changed settings:\n%s", paths.root,
+                     changes_table(saved, config, changed))
         merged = config if changed else saved.replace(
             **{n: getattr(config, n) for n in RESUMABLE_CHANGES}, out_dir=config.out_dir)
         return merged, checkpoint

@@ -12,10 +12,10 @@ from dcgan.callbacks import Checkpointer, DivergenceGuard, EpochLog, ProgressBar
 from dcgan.checkpoint import restore_checkpoint
 from dcgan.config import Config
 from dcgan.data import make_dataset, open_images
-from dcgan.errors import ConfigError
+from dcgan.errors import CheckpointError, ConfigError
 from dcgan.distribute import (barrier, check_batch, data_shard, is_chief, process_count,
                               resolve_devices, use_devices)
-from dcgan.env import write_environment
+from dcgan.env import in_notebook, write_environment
 from dcgan.evaluate import PeriodicEval
 from dcgan.gan import DCGAN, latents_for
 from dcgan.hardware import Accelerator, local_accelerator
@@ -116,6 +116,12 @@ def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
     return gan
 
 
+def _live_view(paths: RunPaths, config: Config, steps: int):
+    from dcgan.live import LiveView  # lazy: IPython, only in a notebook
+
+    return LiveView(paths, config.epochs, steps, config.batch_size)
+
+
 def sample_latents(config: Config, paths: RunPaths, store: bool = True) -> np.ndarray:
     """The run's fixed sample latents: read from the run folder, or made (and, with `store`,
     stored there; the other processes of a multi-host run make the same ones)."""
@@ -133,8 +139,15 @@ def sample_latents(config: Config, paths: RunPaths, store: bool = True) -> np.nd
 
 def train(config: Config, resume: bool | str = False, overwrite: bool = False,
           allow_config_change: bool = False, callbacks: list | None = None,
-          show_samples: bool | None = None, progress: bool | None = None):
+          show_samples: bool | None = None, progress: bool | None = None,
+          if_exists: str | None = None, live_view: bool | None = None):
     """Train (or resume) a DCGAN as `config` says; return (gan, history).
+
+    When `config.out_dir` already holds a run: `resume=True` continues it (the CLI's
+    --resume), `overwrite` replaces it; or, in the words of the notebook's IF_RUN_EXISTS,
+    `if_exists` = "resume" (as saved), "resume_changed" (with this config's settings),
+    "new_run" (in the next free `out_dir-2`, `-3`, ...) or "overwrite".  `live_view`
+    (default: inside a notebook) shows one status line and the newest grid, redrawn in place.
 
     Writes to `config.out_dir` (see `dcgan.run` for every file): `config.json`,
     `environment.json`, `samples/epoch_NNN.png` grids for fixed latents,
@@ -148,10 +161,11 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     check_batch(config, resolved_settings(config)["devices"])  # refuse before a run is touched
     chief = is_chief()
     if process_count() > 1:  # all decide from the same folder before the chief changes it
-        decided = resolve_run(config, resume, overwrite, allow_config_change, apply=False)
+        decided = resolve_run(config, resume, overwrite, allow_config_change, apply=False,
+                              if_exists=if_exists)
         barrier("dcgan: run resolved")
     if chief:
-        decided = resolve_run(config, resume, overwrite, allow_config_change)
+        decided = resolve_run(config, resume, overwrite, allow_config_change, if_exists=if_exists)
     config, checkpoint = decided
     paths = RunPaths(config.out_dir)
     initial_epoch = 0
@@ -160,7 +174,13 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     with use_devices(settings["devices"]):  # before any Keras object of the run exists
         gan = build_gan(config, settings)
     if checkpoint is not None:
-        meta = restore_checkpoint(checkpoint, gan)
+        try:
+            meta = restore_checkpoint(checkpoint, gan)
+        except CheckpointError as e:
+            if if_exists == "resume_changed":  # e.g. new widths: the saved weights can't fit
+                raise CheckpointError(f"{e}; the changed settings do not fit the saved networks: "
+                                      'use IF_RUN_EXISTS = "new_run" for them') from None
+            raise
         initial_epoch = int(meta["epoch"])
         latents = np.load(checkpoint / "latents.npy", allow_pickle=False)
         log.info("resuming %s from %s (epoch %d, %d steps)", paths.root, checkpoint.name,
@@ -182,18 +202,21 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     real = images.read(np.arange(min(config.num_samples, count)))
     evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
                                 paths.metrics if chief else None)] if config.eval_every else [])
+    live = (in_notebook() if live_view is None else live_view) and chief
     writers = [  # the chief's; the other processes compute the samples and scores too
         Checkpointer(paths, config, latents, every=config.checkpoint_every,
                      keep=config.keep_checkpoints),
         EpochLog(paths, config.batch_size, steps),
-        ProgressBar(config.epochs, steps, config.batch_size, bar=progress),
+        ProgressBar(config.epochs, steps, config.batch_size, bar=progress, eta=not live,
+                    leave=not live),
         *([keras.callbacks.TensorBoard(str(paths.tensorboard))] if config.tensorboard else []),
     ] if chief else []
     all_callbacks = [
         DivergenceGuard(paths.checkpoints, steps),
-        SampleGrid(paths, latents, real, show=show_samples, save=chief),
+        SampleGrid(paths, latents, real, show=False if live else show_samples, save=chief),
         *writers,
         *evaluation,
+        *([_live_view(paths, config, steps)] if live else []),  # after EpochLog's curves
         *(callbacks or []),
     ]
     hosts = f" over {process_count()} processes" if process_count() > 1 else ""

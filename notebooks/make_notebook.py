@@ -56,33 +56,49 @@ CELLS = [
 
 {BADGE}
 
-Pick a **GPU runtime** (Runtime → Change runtime type → GPU), set the data source and
-hyperparameters in the *Hyperparameters* cell, then **Runtime → Run all**. `PRECISION = "auto"`
-trains a T4 in float16 (with loss scaling) and an L4 or A100 in bfloat16, both with float32
-weights; the setup cell prints what it picked. Every cell calls the
-`dcgan` package; nothing here re-implements it. Re-running the training cell after a disconnect
-**resumes** from the last checkpoint."""),
+Pick a **GPU runtime** (Runtime → Change runtime type → GPU), then **Runtime → Run all**. CelebA
+comes from Kaggle or, with no account, from the Hugging Face Hub. The training cell shows the
+newest faces, the loss curves and the time left, redrawn in place. `PRECISION = "auto"` trains a
+T4 in float16 (with loss scaling) and an L4 or A100 in bfloat16, both with float32 weights.
+
+**The loop**: change a hyperparameter in the *Hyperparameters* form and run the cells below it
+again. `IF_RUN_EXISTS` says what happens to the run already in `RUN_NAME`: `resume` it as saved
+(also what you want after a disconnect), `resume_changed` with the new settings, start a
+`new_run` beside it (`RUN_NAME-2`, ...), or `overwrite` it. Runs live on Google Drive by default,
+so a runtime reset loses nothing. Every cell calls the `dcgan` package; nothing here
+re-implements it."""),
     ("code", """#@title Setup: install the package and pick the Keras backend (Colab has the rest)
 REPO_URL = "{REPO_URL}"  #@param {type:"string"}
+PACKAGE = ""  #@param {type:"string"}
 BACKEND = "auto"  #@param ["auto", "tensorflow", "jax", "torch"]
+# PACKAGE, instead of REPO_URL: a dcgan wheel (.whl) or a zip of a checkout, on Drive or uploaded.
 import importlib.util, pathlib, subprocess, sys
+def pip_install(target):
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", target],
+                          capture_output=True, text=True)
+    if done.returncode:  # pip's own last lines, not a Python traceback
+        tail = "\\n".join((done.stdout + done.stderr).strip().splitlines()[-6:])
+        raise SystemExit(f"pip could not install {target}:\\n{tail}")
 if importlib.util.find_spec("dcgan") is None:
     if pathlib.Path("../dcgan/__init__.py").exists():  # opened from a checkout: use it as it is
         sys.path.insert(0, str(pathlib.Path("..").resolve()))
+    elif PACKAGE:
+        pip_install(PACKAGE)
+    elif "/OWNER/" in REPO_URL:
+        raise SystemExit("REPO_URL still says OWNER: set it to the repository's address "
+                         "(https://github.com/NAME/dcgan), or PACKAGE to a dcgan wheel or zip")
     else:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"])
+        pip_install(f"git+{REPO_URL}")
 import dcgan
 dcgan.use_backend(BACKEND)  # before Keras loads; "auto": JAX on a TPU runtime, else TensorFlow
-from dcgan import Config, train
-from dcgan import notebook as nb
+from dcgan import notebook as nb  # also shows dcgan's messages here, errors as one line
 nb.report_environment();"""),
-    ("code", """#@title Optional: keep checkpoints and grids on Google Drive (survives disconnects)
-USE_DRIVE = False  #@param {type:"boolean"}
-OUT_ROOT = nb.output_root(USE_DRIVE)
-print("runs go to", OUT_ROOT)"""),
+    ("code", """#@title Keep runs on Google Drive (a runtime reset deletes everything else)
+USE_DRIVE = True  #@param {type:"boolean"}
+OUT_ROOT = nb.output_root(USE_DRIVE)"""),
     ("code", """#@title Hyperparameters (0, or -1 for LABEL_NOISE, keeps the preset's value)
 PRESET = "seed128"  #@param ["seed128", "dcgan64", "demo"]
-DATA = "celeba"  #@param {type:"string"}
+DATA = "celeba"  #@param ["celeba", "hf:nielsr/CelebA-faces", "demo"] {allow-input: true}
 IMAGE_SIZE = 0  #@param {type:"integer"}
 LATENT_DIM = 0  #@param {type:"integer"}
 BATCH_SIZE = 0  #@param {type:"integer"}
@@ -92,21 +108,22 @@ LABEL_NOISE = -1  #@param {type:"number"}
 EPOCHS = 25  #@param {type:"integer"}
 STEPS_PER_EPOCH = 0  #@param {type:"integer"}
 RUN_NAME = "celeba128"  #@param {type:"string"}
+IF_RUN_EXISTS = "resume"  #@param ["resume", "resume_changed", "new_run", "overwrite"]
 SEED = 0  #@param {type:"integer"}
 PRECISION = "auto"  #@param ["auto", "float32", "mixed_float16", "mixed_bfloat16"]""", ["parameters"]),
-    ("code", """#@title Data: CelebA through kagglehub (falls back to the built-in demo faces), then a look
+    ("code", """#@title Data: CelebA from Kaggle or the Hugging Face Hub (or your own), then a look
 config = nb.make_config(
-    PRESET, data=nb.prepare_data(DATA), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM,
+    PRESET, data=nb.prepare_data(DATA, PRESET), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM,
     batch_size=BATCH_SIZE, d_learning_rate=D_LEARNING_RATE, g_learning_rate=G_LEARNING_RATE,
     label_noise=LABEL_NOISE, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, seed=SEED,
     precision=PRECISION, out_dir=f"{OUT_ROOT}/{RUN_NAME}")
 nb.show_real_images(config)"""),
     ("code", """#@title Model
 nb.show_models(config)"""),
-    ("code", """#@title Train (re-run after a disconnect: it resumes from the last checkpoint)
-gan, history = train(config, resume="auto")"""),
-    ("code", """#@title Results: losses, progress GIF, fresh faces, a walk through latent space
-results = nb.show_results(config.out_dir)"""),
+    ("code", """#@title Train: a live view of the newest faces, the curves and the time left
+RUN = nb.train(config, IF_RUN_EXISTS)"""),
+    ("code", """#@title Results (needs only the run folder: works in a fresh runtime after Setup and Drive)
+results = nb.show_results(nb.run_folder(OUT_ROOT, RUN_NAME))"""),
 ]
 
 

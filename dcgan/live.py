@@ -1,0 +1,99 @@
+"""The notebook's live view of a training run: one display, redrawn in place.
+
+Above, a status line (epoch, step, img/s, minutes per epoch, time left; "compiling the
+training step ..." before the first step); below, the newest sample grid and the loss /
+D-output curves, redrawn after each epoch.  Nothing accumulates: a 25-epoch run leaves one
+status line and one picture, not 25 of each.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+
+import keras
+
+from dcgan.callbacks import Pace
+from dcgan.run import RunPaths
+
+
+class LiveView(keras.callbacks.Callback):
+    """Keras callback that keeps a status line and a picture up to date in a notebook cell.
+
+    `display` is IPython's (injectable for tests: it must return a handle with `update`)."""
+
+    STATUS_EVERY_S = 2.0  # status redraws at most this often (Colab draws each one)
+
+    def __init__(self, paths: RunPaths, epochs: int, steps_per_epoch: int, batch_size: int,
+                 display=None):
+        super().__init__()
+        if display is None:
+            from IPython.display import display  # only inside a notebook kernel
+        self.paths, self.epochs, self.steps = paths, epochs, steps_per_epoch
+        self.pace = Pace(epochs, steps_per_epoch, batch_size)
+        self._display = display
+        self.status_handle = self.picture_handle = None
+        self.last_status = self.last_picture = ""
+        self._drawn_at = 0.0
+        self.logs = {}
+
+    # ------------------------------------------------------------------ Keras hooks
+    def on_train_begin(self, logs=None):
+        self._status("compiling the training step (the first step takes a while) ...")
+        self._picture("untrained generator", self.paths.epoch_grid(0))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.pace.epoch_begin(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.pace.step_end(batch + 1)
+        self.logs = logs or {}
+        if time.perf_counter() - self._drawn_at >= self.STATUS_EVERY_S or batch + 1 == self.steps:
+            self._status(self._status_text())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.pace.epoch_end()
+        self.logs = logs or self.logs
+        self._status(self._status_text(after_epoch=True))
+        self._picture(f"epoch {epoch + 1}", self.paths.epoch_grid(epoch + 1))
+
+    # ---------------------------------------------------------------------- drawing
+    def _status_text(self, after_epoch: bool = False) -> str:
+        pace = self.pace
+        where = (f"epoch {pace.epoch + 1}/{self.epochs} done" if after_epoch else
+                 f"epoch {pace.epoch + 1}/{self.epochs}, step {pace.step}/{self.steps}")
+        losses = " ".join(f"{k} {float(v):.3f}" for k, v in self.logs.items()
+                          if k in ("d_loss", "g_loss", "d_real", "d_fake"))
+        summary = pace.summary(after_epoch) or "timing the first steps ..."
+        if after_epoch and pace.epoch + 1 == self.epochs:
+            summary = "finished"
+        return " | ".join(part for part in (where, losses, summary) if part)
+
+    def _status(self, text: str) -> None:
+        from IPython.display import HTML
+
+        self.last_status, self._drawn_at = text, time.perf_counter()
+        content = HTML(f"<pre style='margin:0'>{html.escape(text)}</pre>")
+        if self.status_handle is None:
+            self.status_handle = self._display(content, display_id=True)
+        else:
+            self.status_handle.update(content)
+
+    def _picture(self, title: str, grid) -> None:
+        from IPython.display import HTML
+
+        images = [(title, grid), ("losses and D outputs", self.paths.losses_plot)]
+        parts = [f"<figure style='display:inline-block;margin:4px;vertical-align:top'>"
+                 f"<img src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'"
+                 f" style='max-width:{'512px' if i == 0 else '640px'}'>"
+                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                 for i, (caption, path) in enumerate(images) if path.exists()]
+        if not parts:
+            return
+        self.last_picture = title
+        content = HTML("".join(parts))
+        if self.picture_handle is None:
+            self.picture_handle = self._display(content, display_id=True)
+        else:
+            self.picture_handle.update(content)
