@@ -125,7 +125,8 @@ def worker(spec: dict) -> None:
 
 # ----------------------------------------------------------------------- parent side
 def _start(spec: dict) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     if spec.get("simulate"):  # JAX: simulated CPU devices, set before it is imported
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={spec['simulate']}"
     if spec["backend"] != "peer":

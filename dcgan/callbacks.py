@@ -239,11 +239,11 @@ class Pace:
 
 
 def duration(seconds: float) -> str:
-    """'42 s', '3.2 min', '1 h 18 min'."""
+    """'42 s', '3.2 min', '25 min', '1 h 18 min'."""
     if seconds < 90:
         return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
+    if seconds < 3570:
+        return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
     hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes} min"
 
@@ -277,7 +277,8 @@ class ProgressBar(keras.callbacks.Callback):
             rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(_format(logs) + f" {rate:.0f} img/s", refresh=False)
             self.bar.update(batch + 1 - self.bar.n)  # steps_per_execution > 1: several at once
-        if self.eta and not self.announced and self.pace.timed_steps >= 2 * Pace.MIN_TIMED_STEPS:
+        if self.eta and not self.announced and self.pace.timed_steps >= max(
+                2 * Pace.MIN_TIMED_STEPS, self.steps // 5):  # JAX dispatches ahead: time a while
             summary = self.pace.summary()
             if summary:
                 self.announced = True

@@ -9,6 +9,7 @@ images as three parquet files (1.39 GB).  `HF_ENDPOINT` points the client at ano
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -35,8 +36,10 @@ def hub_dataset(repo_id: str, split: str = "all") -> Path:
     log.info("fetching %s from the Hugging Face Hub (parquet files%s; kept in its cache)",
              where, "" if split == "all" else f" of split {split}")
     try:
-        folder = huggingface_hub.snapshot_download(repo_id, repo_type="dataset",
-                                                   allow_patterns=split_patterns(split))
+        folder = huggingface_hub.snapshot_download(
+            repo_id, repo_type="dataset", allow_patterns=split_patterns(split),
+            # read now: the client reads these once, at import
+            endpoint=os.environ.get("HF_ENDPOINT"), cache_dir=_hub_cache())
     except errors.GatedRepoError:
         raise DataError(f"{where} is gated: accept its terms on huggingface.co/datasets/"
                         f"{repo_id}, then log in (huggingface_hub.login() or HF_TOKEN)") from None
@@ -51,3 +54,10 @@ def hub_dataset(repo_id: str, split: str = "all") -> Path:
                         f"{type(e).__name__}{': ' + detail if detail else ''}); check the "
                         "connection and run again (finished files are kept)") from None
     return Path(folder)
+
+
+def _hub_cache() -> str | None:
+    """huggingface_hub's cache folder as the environment says now (None: its default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    return str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None

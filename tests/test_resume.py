@@ -275,6 +275,10 @@ def _to_old_format(checkpoint, config):
     restore_checkpoint(checkpoint, gan)
     _tf_checkpoint(gan).write(str(checkpoint / "state"))
     (checkpoint / "state.npz").unlink()
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    for key in ("files", "dcgan"):  # dcgan 0.1 recorded neither checksums nor its version
+        meta.pop(key)
+    (checkpoint / "meta.json").write_text(json.dumps(meta))
     return _state(gan)
 
 
