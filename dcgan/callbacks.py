@@ -298,6 +298,7 @@ class ProgressBar(keras.callbacks.Callback):
                   f"({seconds:.1f}s, {self.steps * self.batch_size / seconds:.0f} img/s)", flush=True)
         summary = self.pace.summary(after_epoch=True) if self.eta else None
         if summary and epoch + 1 < self.epochs:
+            self.announced = True  # from now on, once per epoch
             log.info("pace: %s", summary)
 
 

@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
-from dcgan.download import download_celeba
+from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import BACKENDS, select_backend
 from dcgan.errors import DcganError
 from dcgan.metrics import FID_NETWORKS, METRICS
@@ -126,9 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",
-        description=("Fetch CelebA's aligned images through kagglehub (Kaggle account needed), "
-                     "or from a zip/tar you already have (a path or an http(s) URL). "
-                     "Safe to re-run: finished work is skipped."))
+        description=("Fetch CelebA's aligned images through kagglehub (public data: no login, "
+                     "unless Kaggle asks; then the KAGGLE_API_TOKEN secret or KAGGLE_USERNAME/"
+                     "KAGGLE_KEY), or from a zip/tar you already have (a path or an http(s) "
+                     "URL). Safe to re-run: finished work is skipped. Without any account, "
+                     "train straight from the Hugging Face Hub: --data hf:nielsr/CelebA-faces."))
     download.add_argument("dataset", choices=["celeba"])
     download.add_argument("--to", default="data/celeba", help="target folder (default: data/celeba)")
     download.add_argument("--from", dest="source", default=None, metavar="ZIP_OR_URL",
@@ -238,6 +240,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
+    print(CELEBA_LICENCE)
     folder = download_celeba(args.to, source=args.source, sha256=args.sha256,
                              progress=sys.stderr.isatty())
     print(f"CelebA is in {folder}; train with: python -m dcgan train --data {folder}")

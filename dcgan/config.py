@@ -108,7 +108,7 @@ class Config:
     epochs: int = 25
     steps_per_epoch: int = 0  # 0: one pass over the data
     seed: int = 0
-    data: str = "demo"  # "demo", a folder, a .zip/.tar archive or a glob of images
+    data: str = "demo"  # "demo", a folder, a .zip/.tar archive, a glob, .parquet files, hf:ORG/NAME
     crop: int = -1  # centred square before resizing: -1 auto (CelebA 108/140 px), 0 short side, N px
     split: str = "all"  # CelebA's official split (all, train, valid, test)
     cache_dir: str = ""  # decoded-image cache; "" = $DCGAN_CACHE or ~/.cache/dcgan
