@@ -7,8 +7,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
+# Colab's Python (3.13) for the second leg of the tests, where the machine has it (on PATH or
+# under pyenv); otherwise $(PYTHON), with Colab's package versions all the same.
+COLAB_PYTHON ?= $(or $(shell for p in python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3); do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo $$p; break; }; done),$(PYTHON))
+COLAB_VENV ?= .venv-colab
+# The tests that speak for a Colab user: the command line, the notebook, resume and re-runs.
+COLAB_TESTS ?= tests/test_cli.py tests/test_notebook.py tests/test_resume.py tests/test_rerun.py tests/test_hub.py
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-colab venv clean
 
 # The demo needs requirements.txt only (TensorFlow); the tests also install JAX and
 # PyTorch (requirements-dev.txt: about 5 GB more, torch's wheel bundles CUDA libraries).
@@ -28,8 +35,21 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m dcgan train --preset demo --data demo --out runs/demo --overwrite
 
+$(COLAB_VENV)/.installed: requirements-colab.txt pyproject.toml
+	$(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements-colab.txt
+	$(COLAB_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-colab
+
+# Colab's versions (requirements-colab.txt); part of `make test`.
+test-colab: $(COLAB_VENV)/.installed
+	@$(COLAB_VENV)/bin/python -c 'import sys, tensorflow, keras; print(f"Colab leg: Python {sys.version.split()[0]}, TensorFlow {tensorflow.__version__}, Keras {keras.__version__}")' 2>/dev/null
+	$(COLAB_VENV)/bin/python -m pytest -p no:cacheprovider $(COLAB_TESTS)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

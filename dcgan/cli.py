@@ -12,6 +12,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from dcgan import quiet
 from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
 from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import BACKENDS, select_backend
@@ -257,6 +258,8 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "download":
+        quiet.filter_native_stderr()  # before Keras: no thread may exist when it forks
     _setup_logging()
     try:
         if args.command != "download":

@@ -25,7 +25,9 @@ def in_notebook() -> bool:
 
 def show_progress() -> bool:
     """Progress bars only where a person watches: a terminal or a notebook, not a CI log."""
-    return sys.stderr.isatty() or in_notebook()
+    from dcgan.quiet import stderr_is_terminal  # fd 2 may be a pipe to dcgan's log filter
+
+    return stderr_is_terminal() or in_notebook()
 
 
 # The backends dcgan trains on (the default first), and every Keras backend's package.

@@ -8,16 +8,27 @@ TF_CPP_MIN_LOG_LEVEL.  `install()` sets that level (unless the user did) and wra
 TensorFlow's first import, however it happens (`import keras` included): the C++ log
 lines written meanwhile are dropped and everything else is written back unchanged, so
 real errors and Python warnings still show.
+
+TensorFlow 2.20 (what Colab ships) also writes absl lines later, at the first XLA
+compilation ("Compiled cluster using XLA!", after "All log messages before
+absl::InitializeLog() ..."), past TF_CPP_MIN_LOG_LEVEL.  `filter_native_stderr()` puts a
+filter on file descriptor 2 for the rest of the process: the CLI's is a small forked
+process (it outlives a crash, so a crash's last words still get through); a notebook
+kernel's is a thread.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.abc
 import importlib.util
 import os
 import re
+import select
 import sys
 import tempfile
+import threading
+import time
 
 # absl/glog-style lines ("I0000 00:00:1795441657.641057    2223 cudart_stub.cc:31] ...")
 # and the fixed start-up banners TensorFlow prints.
@@ -26,6 +37,97 @@ NOISE = re.compile(
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] [\w./-]+:\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: )")
+
+
+# A line that may still become a C++ log line (held back until it ends, at most HOLD_S).
+_NOISE_START = re.compile(r"^(?:[IWEF]\d{4} |\d{4}-\d\d-\d\d |WARNING: All log|To enable)")
+QUIET_S, HOLD_S = 0.2, 2.0
+_filter = None
+_stderr_is_terminal = None  # what fd 2 was before the filter took it
+
+
+def stderr_is_terminal() -> bool:
+    """Whether the user's stderr is a terminal (also once the filter sits in between)."""
+    return os.isatty(2) if _stderr_is_terminal is None else _stderr_is_terminal
+
+
+def filter_native_stderr(fork: bool = True) -> None:
+    """Drop C++ log lines written to file descriptor 2 from now on (idempotent).
+
+    Everything else passes through unchanged, progress bars included (a partial line is
+    written after QUIET_S without more output).  `fork`: filter in a child process (the
+    CLI); else in a thread (a notebook kernel, which must not fork)."""
+    global _filter, _stderr_is_terminal
+    if _filter is not None or os.name != "posix":
+        return
+    _stderr_is_terminal = os.isatty(2)
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    original = os.dup(2)
+    if fork:
+        pid = os.fork()
+        if pid == 0:  # the filter: runs until every writer of the pipe has gone
+            os.close(write_fd)
+            try:
+                _pump(read_fd, original)
+            finally:
+                os._exit(0)
+        os.close(read_fd)
+        _filter = pid
+    else:
+        _filter = threading.Thread(target=_pump, args=(read_fd, original), daemon=True,
+                                   name="dcgan-stderr-filter")
+        _filter.start()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    atexit.register(_stop_filter, original)
+
+
+def _stop_filter(original: int) -> None:
+    """At exit: give fd 2 back, so the filter sees the end and writes what it holds."""
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os.dup2(original, 2)
+    if isinstance(_filter, int):
+        try:
+            os.waitpid(_filter, 0)
+        except ChildProcessError:
+            pass
+    elif _filter is not None:
+        _filter.join(timeout=HOLD_S)
+
+
+def _pump(read_fd: int, out_fd: int) -> None:
+    """Copy `read_fd` to `out_fd` without the C++ log lines."""
+    pending, held_since = b"", None
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], QUIET_S if pending else None)
+        if not ready:  # quiet for a moment: let a partial line (a progress bar) through
+            text = pending.decode("utf-8", "replace")
+            waited = held_since is not None and time.monotonic() - held_since > HOLD_S
+            if not _NOISE_START.match(text) or waited:
+                _write(out_fd, pending)
+                pending, held_since = b"", None
+            elif held_since is None:
+                held_since = time.monotonic()
+            continue
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = re.split(rb"(?<=[\r\n])", pending)
+        _write(out_fd, b"".join(part for part in complete
+                                if not NOISE.match(part.decode("utf-8", "replace"))))
+        held_since = None
+    if pending and not NOISE.match(pending.decode("utf-8", "replace")):
+        _write(out_fd, pending)
+
+
+def _write(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def install() -> None:
