@@ -132,6 +132,10 @@ def extract_archive(archive: Path, target: Path) -> list[str]:
                 shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
             os.replace(item, destination)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        if looks_like_html(archive):
+            raise DataError(f"{archive}: a web page (HTML), not an archive: an error or quota "
+                            "page was saved in its place; download it again, or use "
+                            "--data hf:nielsr/CelebA-faces") from None
         raise DataError(f"{archive}: broken archive ({e}); download it again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

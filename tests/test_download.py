@@ -113,6 +113,23 @@ def test_a_cut_download_leaves_nothing_that_looks_complete(server, tmp_path):
     assert sorted(p.name for p in target.iterdir()) == []
 
 
+def test_a_web_page_served_as_the_zip_is_named_and_not_kept(server, tmp_path):
+    root, url = server
+    # What Google Drive sends when its quota is exceeded, under the archive's name.
+    (root / "img_align_celeba.zip").write_text(
+        "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>")
+    target = tmp_path / "celeba"
+    with pytest.raises(DataError, match=r"img_align_celeba.zip: the server sent a web page \(HTML\)"):
+        download_celeba(target, source=f"{url}/img_align_celeba.zip", progress=False)
+    assert not (target / MARKER).exists() and not (target / "img_align_celeba.zip").exists()
+    assert not [p for p in target.iterdir() if ".partial" in p.name]
+    # A page saved earlier by another tool, given with --from: named too.
+    saved = tmp_path / "saved.zip"
+    saved.write_text("<html><body>Quota exceeded</body></html>")
+    with pytest.raises(DataError, match=r"saved.zip: a web page \(HTML\), not an archive"):
+        download_celeba(tmp_path / "other", source=str(saved), progress=False)
+
+
 def test_checksum_mismatch_is_refused(server, tmp_path):
     root, url = server
     celeba_like_zip(root / "celeba.zip", count=2)
