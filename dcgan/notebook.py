@@ -20,9 +20,9 @@ from dcgan.config import Config
 from dcgan.data import load_real_images
 from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import environment, in_notebook
-from dcgan.hub import CELEBA_HUB_ID
 from dcgan.errors import DataError, DcganError
 from dcgan.hardware import local_accelerator, precision_for
+from dcgan.hub import CELEBA_HUB_ID
 from dcgan.images import save_grid, show_image
 from dcgan.models import build_discriminator, build_generator, count_macs
 from dcgan.run import IF_EXISTS, RunPaths, next_free_folder
@@ -31,13 +31,15 @@ from dcgan.sampling import generate, interpolate
 log = logging.getLogger("dcgan")
 DRIVE_MOUNT = "/content/drive"
 _last_run: str | None = None  # the folder nb.train used last in this kernel
+_licence_shown = False
+_celeba_found: dict[str, str] = {}  # where "celeba" was found in this kernel, by folder
 
 
 # ------------------------------------------------------------- speaking in the notebook
 def notebook_words(message: str) -> str:
     """A CLI-worded error in the notebook's words: `--d-learning-rate` and `config field
     d_learning_rate=...` become the form field D_LEARNING_RATE where the form has one."""
-    def field(name: str) -> str:
+    def field(name: str) -> str | None:
         upper = name.replace("-", "_").upper()
         return upper if upper in FORM_FIELDS else None
 
@@ -54,7 +56,8 @@ FORM_FIELDS = {"PRESET", "DATA", "IMAGE_SIZE", "LATENT_DIM", "BATCH_SIZE", "D_LE
 
 
 def _one_line_error(shell, kind, value, traceback, tb_offset=None):
-    """IPython's handler for DcganError: one red line; the cell still fails (Run all stops)."""
+    """IPython's handler for DcganError: one line on stderr; the cell still fails, so Run all
+    stops there."""
     print(f"error: {notebook_words(str(value))}", file=sys.stderr)  # IPython shows no more
 
 
@@ -136,11 +139,18 @@ def prepare_data(source: str, preset: str = "seed128", local_folder: str = "data
     to do.  It never trains another preset on the demo faces instead: only the demo
     preset falls back to them.
     """
+    global _licence_shown
     if source != "celeba":
         return source
-    print(CELEBA_LICENCE)
+    if not _licence_shown:
+        print(CELEBA_LICENCE)
+        _licence_shown = True
+    key = str(Path(local_folder).resolve())
+    if key in _celeba_found:  # a re-run of the cell: ask nobody again
+        return _celeba_found[key]
     try:
-        return str(download_celeba(local_folder, progress=True))
+        _celeba_found[key] = str(download_celeba(local_folder, progress=True))
+        return _celeba_found[key]
     except DcganError as kaggle_error:
         print(f"Kaggle: {kaggle_error}\ntrying the Hugging Face Hub's copy instead "
               f"(hf:{CELEBA_HUB_ID}, 1.4 GB, no account needed)")
@@ -149,7 +159,8 @@ def prepare_data(source: str, preset: str = "seed128", local_folder: str = "data
         from dcgan.sources import open_source
 
         open_source(f"hf:{CELEBA_HUB_ID}")  # downloads once; training reads the same files
-        return f"hf:{CELEBA_HUB_ID}"
+        _celeba_found[key] = f"hf:{CELEBA_HUB_ID}"
+        return _celeba_found[key]
     except DcganError as hub_error:
         hub = str(hub_error)
     if preset == "demo":

@@ -163,6 +163,10 @@ def test_celeba_in_the_notebook_tries_kaggle_then_the_hub(kaggle, hub, capsys,  
     out = capsys.readouterr().out
     assert "non-commercial research" in out and "KAGGLE_API_TOKEN" in out
     assert "hf:nielsr/CelebA-faces" in out
+    asked = (len(kaggle["calls"]), len(hub.requests))
+    assert nb.prepare_data("celeba", "seed128") == "hf:nielsr/CelebA-faces"  # the cell re-run
+    assert (len(kaggle["calls"]), len(hub.requests)) == asked  # nobody asked again
+    assert "non-commercial" not in capsys.readouterr().out  # the licence is shown once
 
 
 def test_celeba_never_falls_back_to_the_demo_faces_except_for_the_demo(kaggle, monkeypatch,  # noqa: F811
