@@ -103,7 +103,8 @@ class Source:
     def display_name(self, entry: str) -> str:
         if self.kind == "parquet":  # "hf:org/name:train-00000-of-00003.parquet#17"
             file, _, row = entry.rpartition("#")
-            return f"{self.spec}:{Path(file).name}#{row}"
+            name = Path(file).name
+            return f"{self.spec}#{row}" if Path(self.spec).name == name else f"{self.spec}:{name}#{row}"
         return f"{self.root}:{entry}" if self.kind == "archive" else entry
 
 
