@@ -83,18 +83,32 @@ class Checkpointer(keras.callbacks.Callback):
         self.every = max(1, int(every))
         self.keep = keep
         self.last_saved = None
+        self.done = None  # the last epoch finished
+        self.saved_epoch = self.saved_final = None
 
     def on_train_begin(self, logs=None):
         if self.paths.checkpoints.is_dir():
             remove_stale_partials(self.paths.checkpoints, PARTIAL_PATTERN)
 
     def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
-        final = done == self.config.epochs
-        if done % self.every and not final:
+        self.done = epoch + 1
+        final = self.done == self.config.epochs
+        if self.done % self.every and not final:
             return
-        self.last_saved = save_checkpoint(self.paths.checkpoints, self.model, done, self.config,
-                                          self.latents, final=final, keep=self.keep)
+        self._save(final)
+
+    def on_train_end(self, logs=None):
+        # Stopped early (patience): the last epoch becomes the run's final checkpoint.
+        stopped = (self.done is not None and self.done < self.config.epochs
+                   and getattr(self.model, "stop_training", False))
+        if stopped and self.saved_final != self.done:
+            self._save(final=True)
+
+    def _save(self, final: bool) -> None:
+        self.saved_epoch = self.done
+        self.saved_final = self.done if final else None
+        self.last_saved = save_checkpoint(self.paths.checkpoints, self.model, self.done,
+                                          self.config, self.latents, final=final, keep=self.keep)
         for network in (self.model.generator, self.model.ema_generator, self.model.discriminator):
             if network is not None:  # exported in float32 whatever the training precision
                 with atomic_path(self.paths.export(network.name)) as tmp:
@@ -137,7 +151,9 @@ class EpochLog(keras.callbacks.Callback):
     Appends across resumed runs; the PNG and GIF are rebuilt from all epochs so far.
     """
 
-    FIELDS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s")
+    # swd (or fid) and best_epoch: in the epochs the generator was scored (best_every)
+    FIELDS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s",
+              "swd", "fid", "best_epoch")
 
     def __init__(self, paths: RunPaths, batch_size, steps_per_epoch):
         super().__init__()
@@ -154,12 +170,15 @@ class EpochLog(keras.callbacks.Callback):
         logs = logs or {}
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
                "images_per_s": round(self.steps * self.batch_size / seconds, 2),
-               **{k: float(logs[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in logs}}
+               **{k: float(logs[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "swd", "fid")
+                  if k in logs}, **({"best_epoch": int(logs["best_epoch"])} if "best_epoch" in logs else {})}
         new = not self.paths.log.exists()
+        # A log begun by an older dcgan keeps its own columns.
+        columns = self.FIELDS if new else self.paths.log.open(encoding="utf-8").readline().strip().split(",")
         with open(self.paths.log, "a", encoding="utf-8") as f:
             if new:
-                f.write(",".join(self.FIELDS) + "\n")
-            f.write(",".join(str(row.get(k, "")) for k in self.FIELDS) + "\n")
+                f.write(",".join(columns) + "\n")
+            f.write(",".join(str(row.get(k, "")) for k in columns) + "\n")
             f.flush()
             os.fsync(f.fileno())
         plot_losses(self.paths.log, self.paths.losses_plot)
@@ -303,4 +322,5 @@ class ProgressBar(keras.callbacks.Callback):
 
 
 def _format(logs):
-    return " ".join(f"{k}={float(v):.4f}" for k, v in (logs or {}).items())
+    return " ".join(f"{k}={int(v)}" if k == "best_epoch" else f"{k}={float(v):.4f}"
+                    for k, v in (logs or {}).items())

@@ -49,6 +49,9 @@ def _add_generator_flags(parser: argparse.ArgumentParser) -> None:
                         help="a run folder (e.g. runs/demo) or a generator .keras file")
     parser.add_argument("--raw", action="store_true",
                         help="use the raw generator instead of its moving average (EMA)")
+    parser.add_argument("--best", action="store_true",
+                        help="use the best-scoring generator kept during training "
+                             "(RUN/checkpoints/best/), not the last one")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +196,7 @@ def _generate(args: argparse.Namespace) -> None:
     from dcgan.sampling import generate  # lazy: Keras
 
     images = generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns,
-                      seeds=seeds, ema=not args.raw)
+                      seeds=seeds, ema=not args.raw, best=args.best)
     print(f"wrote {len(images)} images to {args.out}")
 
 
@@ -221,7 +224,7 @@ def _interpolate(args: argparse.Namespace) -> None:
     from dcgan.sampling import interpolate  # lazy: Keras
 
     interpolate(args.checkpoint, args.seed_from, args.seed_to, steps=args.steps, out=args.out,
-                ema=not args.raw)
+                ema=not args.raw, best=args.best)
     print(f"wrote a {args.steps}-step walk from seed {args.seed_from} to {args.seed_to} to {args.out}")
 
 
@@ -236,7 +239,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     results = evaluate(args.checkpoint, data=args.data, metrics=metrics, n=args.n, ema=not args.raw,
                        out=args.out, fid_network=args.fid_network,
-                       inception_weights=args.inception_weights)
+                       inception_weights=args.inception_weights, best=args.best)
     print(summary(results))
 
 

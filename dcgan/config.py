@@ -25,8 +25,9 @@ DATA_FORMATS = ("auto", "channels_last", "channels_first")  # the layout inside 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
 SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+BEST_METRICS = ("swd", "fid")  # how the best generator is chosen (lower is better)
 FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
-                 "data_format": DATA_FORMATS, "precision": PRECISIONS}
+                 "data_format": DATA_FORMATS, "precision": PRECISIONS, "best_metric": BEST_METRICS}
 
 
 def policy_names(text: str) -> tuple[str, ...]:
@@ -120,6 +121,12 @@ class Config:
     tensorboard: bool = False  # also write a TensorBoard log to RUN/tensorboard
     eval_every: int = 0  # epochs between SWD evaluations during training (0 = off; slow on CPU)
     eval_images: int = 512  # images per set for those evaluations
+    # Keep the best generator (checkpoints/best/): score the EMA generator every N epochs;
+    # -1 = auto (five scores a run: every epochs // 5 epochs, for runs of 5 epochs or more), 0 = off
+    best_every: int = -1
+    best_metric: str = "swd"  # "fid": the standard FID network (its weights downloaded once)
+    best_images: int = 256  # images per score (SWD on 256 128x128 images: seconds on a CPU)
+    patience: int = 0  # stop after this many scores without a better one (0 = never)
     out_dir: str = "runs/seed128"
 
     # ------------------------------------------------------------------ presets
@@ -164,9 +171,15 @@ class Config:
                      "g_transpose_kernel", "g_conv_kernel", "g_output_kernel", "d_kernel"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
+        if self.best_images < 16:
+            raise bad("best_images", "must be at least 16")
         if self.eval_every < 0 or self.eval_images < 16:
             raise bad("eval_every" if self.eval_every < 0 else "eval_images",
                       "must be >= 0" if self.eval_every < 0 else "must be at least 16")
+        if self.best_every < -1:
+            raise bad("best_every", "must be -1 (auto), 0 (off) or a number of epochs")
+        if self.patience < 0:
+            raise bad("patience", "must be 0 (never stop early) or a number of scores")
         if self.steps_per_execution < 0:
             raise bad("steps_per_execution", "must be 0 (auto) or a number of steps")
         if self.devices != "auto" and not (str(self.devices).isdigit() and int(self.devices) >= 1):
@@ -204,6 +217,12 @@ class Config:
         if problem:
             raise bad(*problem)
         return self
+
+    def resolved_best_every(self) -> int:
+        """Epochs between scores of the generator kept as the best (0: none are kept)."""
+        if self.best_every >= 0:
+            return self.best_every
+        return self.epochs // 5 if self.epochs >= 5 else 0
 
     def resolved_min_image_side(self) -> int:
         """Images whose short side is below this are skipped (0: none are)."""
@@ -244,7 +263,8 @@ class Config:
 # the data or the optimisation, only how long it runs and what it writes.
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
                      "eval_every", "eval_images", "jit_compile", "data_format", "precision",
-                     "steps_per_execution", "devices")
+                     "steps_per_execution", "devices", "best_every", "best_metric", "best_images",
+                     "patience")
 
 
 def field_types() -> dict[str, type]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -16,8 +18,9 @@ from dcgan.data import open_images
 from dcgan.errors import DataError, DcganError
 from dcgan.gan import generate_images, latents_for
 from dcgan.images import to_uint8
-from dcgan.io import atomic_write_text
+from dcgan.io import atomic_write_text, fsync_tree, remove_stale_partials
 from dcgan.metrics import evaluate_images
+from dcgan.precision import float32_copy
 from dcgan.run import RunPaths
 from dcgan.sampling import load_generator
 
@@ -52,13 +55,13 @@ def score(generator: keras.Model, real: np.ndarray, floor: np.ndarray | None, me
 
 def evaluate(checkpoint: str | Path, data: str | None = None, metrics=("swd",), n: int = 1024,
              ema: bool = True, out: str | Path | None = None, fid_network: str = "fid",
-             inception_weights: str | None = None) -> dict:
+             inception_weights: str | None = None, best: bool = False) -> dict:
     """Score a saved generator against real images; write JSON (and the run's metrics.jsonl).
 
     FID/KID use `fid_network` ("fid": the standard network, weights downloaded once or
     `inception_weights`, a local copy; "keras": not comparable with published values).
     """
-    generator = load_generator(checkpoint, ema=ema)
+    generator = load_generator(checkpoint, ema=ema, best=best)
     run = RunPaths(checkpoint) if Path(checkpoint).is_dir() else None
     if run is not None and not run.config.exists():
         run = None
@@ -68,7 +71,8 @@ def evaluate(checkpoint: str | Path, data: str | None = None, metrics=("swd",), 
     size = int(generator.output_shape[1])
     config = config.replace(data=data or config.data, image_size=size)
     real, floor = real_sets(config, n)
-    results = {"checkpoint": str(checkpoint), "data": config.data, "generator": "ema" if ema else "raw",
+    results = {"checkpoint": str(checkpoint), "data": config.data,
+               "generator": ("best " if best else "") + ("ema" if ema else "raw"),
                **score(generator, real, floor, tuple(metrics), fid_network, inception_weights)}
     if out is None and run is not None:
         out = run.eval
@@ -124,3 +128,115 @@ class PeriodicEval(keras.callbacks.Callback):
             return
         append_jsonl(self.path, {"epoch": epoch + 1, **results})
         log.info("epoch %d: %s", epoch + 1, summary(results))
+
+
+def score_value(results: dict, metric: str) -> tuple[float, float | None]:
+    """(the score, its real-vs-real floor or None) of `metric` in `score`'s results."""
+    if metric == "swd":
+        floor = results.get("swd_floor", {}).get("swd_x1e3_avg")
+        return float(results["swd"]["swd_x1e3_avg"]), floor
+    return float(results[metric]), results.get(f"{metric}_floor")
+
+
+def read_best(paths: RunPaths) -> dict | None:
+    """The record of the best generator kept in `paths.best` (None if there is none)."""
+    try:
+        record = json.loads(paths.best_record.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "value" in record else None
+
+
+def save_best(paths: RunPaths, gan, record: dict) -> None:
+    """Replace `checkpoints/best/` with `gan`'s generators and `record`, atomically: the
+    folder is built beside it, then swapped in by two renames; a kill between them leaves
+    the previous best as `.best.old-PID`, which `recover_best` puts back."""
+    folder = paths.checkpoints
+    folder.mkdir(parents=True, exist_ok=True)
+    partial, old = folder / f".best.partial-{os.getpid()}", folder / f".best.old-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        for network in (gan.generator, gan.ema_generator):
+            if network is not None:  # written in float32 whatever the training precision
+                float32_copy(network).save(partial / f"{network.name}.keras")
+        (partial / paths.best_record.name).write_text(json.dumps(record, indent=1) + "\n")
+        fsync_tree(partial)
+        if paths.best.exists():
+            os.replace(paths.best, old)
+        os.replace(partial, paths.best)
+        fsync_tree(folder, files=False)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_best(paths: RunPaths) -> None:
+    """Undo what a kill during `save_best` left: put a set-aside best back if the new one
+    never arrived, and remove half-built ones."""
+    if not paths.checkpoints.is_dir():
+        return
+    remove_stale_partials(paths.checkpoints, ".best.partial-*")
+    set_aside = sorted(paths.checkpoints.glob(".best.old-*"), key=lambda p: p.stat().st_mtime)
+    if set_aside and not paths.best.exists():
+        os.replace(set_aside.pop(), paths.best)
+        log.info("%s: put back the best generator a save interrupted", paths.best)
+    for leftover in set_aside:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Every `every` epochs, score the sampling (EMA) generator on `n` images and keep the best
+    one so far in `checkpoints/best/` (with `best.json`: epoch, metric, value, floor); after
+    `patience` scores without a better one (0: never), stop training.
+
+    The score and the best epoch go into the epoch's logs (log.csv, the live view), then
+    into the log.  `save=False`: score and decide, write nothing (a multi-host run's other
+    processes, which take part in the same computations)."""
+
+    def __init__(self, config: Config, paths: RunPaths, every: int, n: int, metric: str = "swd",
+                 patience: int = 0, save: bool = True):
+        super().__init__()
+        self.config, self.paths, self.every, self.n = config, paths, every, n
+        self.metric, self.patience, self.save = metric, patience, save
+        self.best, self.since_best = None, 0
+        self.real = self.floor = None
+
+    def on_train_begin(self, logs=None):
+        self.real, floor_set = real_sets(self.config, self.n)
+        # The real-vs-real floor does not change during the run: scored once, here.
+        self.floor = (score_value(evaluate_images(self.real, floor_set, (self.metric,)),
+                                  self.metric)[0] if floor_set is not None else None)
+        if self.save:
+            recover_best(self.paths)
+        record = read_best(self.paths)
+        # A best scored another way (metric, image count) does not compare: start anew.
+        if record and (record.get("metric"), record.get("images")) == (self.metric, self.n):
+            self.best = record
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        results = score(self.model.sampling_generator, self.real, None, (self.metric,))
+        value, floor = score_value(results, self.metric)[0], self.floor
+        if self.best is None or value < self.best["value"]:
+            self.best = {"epoch": epoch + 1, "metric": self.metric, "value": round(value, 4),
+                         "floor": floor, "images": self.n}
+            self.since_best = 0
+            if self.save:  # saved before the score is logged: no log names a best not kept
+                save_best(self.paths, self.model, self.best)
+        else:
+            self.since_best += 1
+        if logs is not None:
+            logs[self.metric] = value
+            logs["best_epoch"] = self.best["epoch"]
+        if self.save:
+            log.info("epoch %d: %s %.3f%s; best: epoch %d (%.3f)", epoch + 1, self.metric.upper(),
+                     value, f" (real-vs-real {floor:.3f})" if floor is not None else "",
+                     self.best["epoch"], self.best["value"])
+        if self.patience and self.since_best >= self.patience:
+            self.model.stop_training = True
+            if self.save:
+                log.info("no better %s in %d scores since epoch %d: stopping early; the best "
+                         "generator is in %s", self.metric.upper(), self.since_best,
+                         self.best["epoch"], self.paths.best)

@@ -37,6 +37,7 @@ class LiveView(keras.callbacks.Callback):
         self.last_status = self.last_picture = ""
         self._drawn_at = 0.0
         self.logs = {}
+        self.best_epoch = None  # the best-scoring epoch so far (KeepBest), once there is one
 
     # ------------------------------------------------------------------ Keras hooks
     def on_train_begin(self, logs=None):
@@ -55,6 +56,7 @@ class LiveView(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.pace.epoch_end()
         self.logs = logs or self.logs
+        self.best_epoch = int(self.logs["best_epoch"]) if "best_epoch" in self.logs else self.best_epoch
         self._status(self._status_text(after_epoch=True))
         self._picture(f"epoch {epoch + 1}", self.paths.epoch_grid(epoch + 1))
 
@@ -64,11 +66,15 @@ class LiveView(keras.callbacks.Callback):
         where = (f"epoch {pace.epoch + 1}/{self.epochs} done" if after_epoch else
                  f"epoch {pace.epoch + 1}/{self.epochs}, step {pace.step}/{self.steps}")
         losses = " ".join(f"{k} {float(v):.3f}" for k, v in self.logs.items()
-                          if k in ("d_loss", "g_loss", "d_real", "d_fake"))
+                          if k in ("d_loss", "g_loss", "d_real", "d_fake", "swd", "fid"))
         summary = pace.summary(after_epoch) or "timing the first steps ..."
-        if after_epoch and pace.epoch + 1 == self.epochs:
+        if after_epoch and (pace.epoch + 1 == self.epochs or self.model_stopped()):
             summary = "finished"
-        return " | ".join(part for part in (where, losses, summary) if part)
+        best = f"best: epoch {self.best_epoch}" if self.best_epoch else ""
+        return " | ".join(part for part in (where, losses, best, summary) if part)
+
+    def model_stopped(self) -> bool:
+        return bool(getattr(self.model, "stop_training", False)) if self.model is not None else False
 
     def _status(self, text: str) -> None:
         from IPython.display import HTML

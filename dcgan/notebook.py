@@ -236,12 +236,16 @@ def run_folder(out_root: str, run_name: str) -> str:
     return str(default)
 
 
-def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_to: int = 7) -> dict:
+def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_to: int = 7,
+                 best: bool = True) -> dict:
     """Loss curves, the progress GIF, a fresh grid and an interpolation; return their paths.
 
-    Needs only the run folder (no data), so it works in a fresh runtime; the inline GIF is
-    a small copy (progress_preview.gif: a dozen frames at most, 384 px), the full one stays
-    on disk."""
+    The faces come from the best-scoring generator the run kept (checkpoints/best/) when
+    there is one and `best`, else from the last.  Needs only the run folder (no data), so
+    it works in a fresh runtime; the inline GIF is a small copy (progress_preview.gif: a
+    dozen frames at most, 384 px), the full one stays on disk."""
+    from dcgan.evaluate import read_best
+
     from IPython.display import Image as IPythonImage  # only inside a notebook kernel
     from IPython.display import display
 
@@ -253,14 +257,20 @@ def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_t
                          "name the run; train it first)")
     files = {"losses": paths.losses_plot, "progress": paths.progress_preview,
              "faces": paths.faces, "walk": paths.walk}
-    generate(run, n=n, seed=0, out=files["faces"])
-    interpolate(run, seed_from, seed_to, steps=8, out=files["walk"])
+    record = read_best(paths) if best else None
+    if record:
+        floor = f", real-vs-real {record['floor']:.3f}" if record.get("floor") is not None else ""
+        print(f"faces from the best generator: epoch {record['epoch']} "
+              f"({record['metric'].upper()} {record['value']:.3f}{floor})")
+    generate(run, n=n, seed=0, out=files["faces"], best=bool(record))
+    interpolate(run, seed_from, seed_to, steps=8, out=files["walk"], best=bool(record))
     for name in ("losses", "faces", "walk"):
         if files[name].exists():
             show_image(files[name], name)
     if progress_preview(paths.epoch_grids(), files["progress"]):
         display(IPythonImage(filename=str(files["progress"])))
-    generator = next((p for p in (paths.export("generator_ema"), paths.export("generator"))
+    folder = paths.best if record else paths.checkpoints
+    generator = next((p for p in (folder / "generator_ema.keras", folder / "generator.keras")
                       if p.exists()), None)
     print(f"saved generator: {generator}\nrun folder: {paths.root}")
     return {k: str(v) for k, v in files.items()}

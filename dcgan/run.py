@@ -7,6 +7,7 @@ A run folder (`--out`) holds:
     samples/     latents.npy  real.png  epoch_000.png  epoch_001.png ...
     checkpoints/ ckpt-0001/ ... (complete, resumable state; see dcgan.checkpoint)
                  generator.keras  generator_ema.keras  discriminator.keras
+                 best/  generator.keras  generator_ema.keras  best.json  (the best scored)
     real_preview.png  faces.png  walk.png  progress_preview.gif   (the notebook's cells)
 
 Everything that reads or writes these names takes them from `RunPaths`; `clear()`
@@ -49,6 +50,8 @@ class RunPaths:
         self.latents = self.samples / "latents.npy"
         self.real_grid = self.samples / "real.png"
         self.checkpoints = self.root / "checkpoints"
+        self.best = self.checkpoints / "best"  # the best-scoring generators (dcgan.evaluate)
+        self.best_record = self.best / "best.json"
         # Notebook cells write these beside the run.
         self.real_preview = self.root / "real_preview.png"
         self.faces = self.root / "faces.png"

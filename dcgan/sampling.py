@@ -13,12 +13,18 @@ from dcgan.images import save_gif, save_grid, to_uint8
 from dcgan.run import RunPaths
 
 
-def load_generator(checkpoint: str | Path, ema: bool = True) -> keras.Model:
+def load_generator(checkpoint: str | Path, ema: bool = True, best: bool = False) -> keras.Model:
     """Load a generator from a run folder, its `checkpoints/` folder or a `.keras` file.
 
-    In a folder, the EMA generator (`generator_ema.keras`) is preferred unless `ema=False`.
+    In a folder, the EMA generator (`generator_ema.keras`) is preferred unless `ema=False`;
+    `best`: the best-scoring one kept during training (`checkpoints/best/`), not the last.
     """
     path = Path(checkpoint)
+    if best:
+        path = RunPaths(path).best
+        if not path.is_dir():
+            raise CheckpointError(f"{checkpoint}: no best generator kept there (train with "
+                                  "--best-every N, or leave out --best)")
     names = (["generator_ema"] if ema else []) + ["generator"]
     # A .keras file itself, a checkpoints/ folder, or a run folder.
     candidates = [path] + [place for name in names
@@ -42,12 +48,13 @@ def seed_latents(seeds, latent_dim: int) -> np.ndarray:
 
 
 def generate(checkpoint: str | Path, n: int = 64, seed: int = 0, out: str | Path = "faces.png",
-             columns: int | None = None, seeds=None, ema: bool = True) -> np.ndarray:
+             columns: int | None = None, seeds=None, ema: bool = True,
+             best: bool = False) -> np.ndarray:
     """Generate images from a saved generator, save them as a grid at `out`, return them.
 
     With `seeds`, one image per seed (reproducible one by one); else `n` images from `seed`.
     """
-    generator = load_generator(checkpoint, ema=ema)
+    generator = load_generator(checkpoint, ema=ema, best=best)
     latent_dim = int(generator.input_shape[-1])
     latents = seed_latents(seeds, latent_dim) if seeds is not None else latents_for(n, latent_dim, seed)
     images = generate_images(generator, latents)
@@ -65,11 +72,12 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def interpolate(checkpoint: str | Path, seed_from: int, seed_to: int, steps: int = 8,
-                out: str | Path = "walk.png", frame_ms: int = 120, ema: bool = True) -> np.ndarray:
+                out: str | Path = "walk.png", frame_ms: int = 120, ema: bool = True,
+                best: bool = False) -> np.ndarray:
     """Walk the latent space from seed `seed_from`'s face to `seed_to`'s; a PNG strip or a GIF."""
     if steps < 2:
         raise DcganError(f"--steps {steps}: need at least 2")
-    generator = load_generator(checkpoint, ema=ema)
+    generator = load_generator(checkpoint, ema=ema, best=best)
     a, b = seed_latents([seed_from, seed_to], int(generator.input_shape[-1]))
     images = generate_images(generator, slerp(a, b, np.linspace(0, 1, steps)))
     if str(out).lower().endswith(".gif"):

@@ -16,7 +16,7 @@ from dcgan.errors import CheckpointError, ConfigError
 from dcgan.distribute import (barrier, check_batch, data_shard, is_chief, process_count,
                               resolve_devices, use_devices)
 from dcgan.env import in_notebook, write_environment
-from dcgan.evaluate import PeriodicEval
+from dcgan.evaluate import KeepBest, PeriodicEval
 from dcgan.gan import DCGAN, latents_for
 from dcgan.hardware import Accelerator, local_accelerator
 from dcgan.models import build_discriminator, build_generator, resolve_data_format
@@ -206,10 +206,13 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     real = images.read(np.arange(min(config.num_samples, count)))
     evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
                                 paths.metrics if chief else None)] if config.eval_every else [])
+    best_every = config.resolved_best_every()
+    keep_best = ([KeepBest(config, paths, best_every, config.best_images, config.best_metric,
+                           config.patience, save=chief)] if best_every else [])
     live = (in_notebook() if live_view is None else live_view) and chief
+    checkpointer = [Checkpointer(paths, config, latents, every=config.checkpoint_every,
+                                 keep=config.keep_checkpoints)] if chief else []
     writers = [  # the chief's; the other processes compute the samples and scores too
-        Checkpointer(paths, config, latents, every=config.checkpoint_every,
-                     keep=config.keep_checkpoints),
         EpochLog(paths, config.batch_size, steps),
         ProgressBar(config.epochs, steps, config.batch_size, bar=progress, eta=not live,
                     leave=not live),
@@ -218,6 +221,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     all_callbacks = [
         DivergenceGuard(paths.checkpoints, steps),
         SampleGrid(paths, latents, real, show=False if live else show_samples, save=chief),
+        *checkpointer,
+        *keep_best,  # before EpochLog: its score and best epoch go into the epoch's row
         *writers,
         *evaluation,
         *([_live_view(paths, config, steps)] if live else []),  # after EpochLog's curves
