@@ -26,8 +26,10 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dty
 SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 BEST_METRICS = ("swd", "fid")  # how the best generator is chosen (lower is better)
+LOSSES = ("bce", "hinge")  # bce: the seed's noisy-label cross-entropy; hinge: as with spectral norm
 FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
-                 "data_format": DATA_FORMATS, "precision": PRECISIONS, "best_metric": BEST_METRICS}
+                 "data_format": DATA_FORMATS, "precision": PRECISIONS, "best_metric": BEST_METRICS,
+                 "loss": LOSSES}
 
 
 def policy_names(text: str) -> tuple[str, ...]:
@@ -99,6 +101,12 @@ class Config:
 
     # DiffAugment policy before every D call: "" (off) or e.g. "color,translation,cutout"
     diffaugment: str = ""
+
+    # the discriminator's loss: "bce" (binary cross-entropy on the noisy labels below, the
+    # seed's) or "hinge" (real pushed below -1, fake above +1; the labels' noise unused)
+    loss: str = "bce"
+    # spectral normalization of every discriminator layer (Miyato et al. 2018)
+    spectral_norm: bool = False
 
     # labels: real = 0, fake = 1
     label_mode: str = "noise"  # "noise": both sides get uniform noise; "one_sided": smooth real only

@@ -16,7 +16,7 @@ from keras import ops
 
 from dcgan import backend
 from dcgan.augment import diff_augment, parse_policy
-from dcgan.config import LABEL_MODES
+from dcgan.config import LABEL_MODES, LOSSES
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
@@ -37,14 +37,19 @@ class DCGAN(keras.Model):
             (`ema_generator`, used for samples by default); 0 turns it off.
         reuse_fakes: the G step reuses the D step's generated images (one generator
             forward per step, as pytorch/examples' DCGAN) instead of fresh latents.
+        loss: "bce" (cross-entropy on the targets above) or "hinge" (D: real logits
+            below -1, fake above +1; G: lower logits on its images; no label noise).
     """
 
     def __init__(self, generator, discriminator, label_mode="noise", label_noise=0.05,
                  label_smoothing=0.1, seed=None, ema_decay=0.0, diffaugment="", reuse_fakes=False,
-                 **kwargs):
+                 loss="bce", **kwargs):
         super().__init__(**kwargs)
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode={label_mode!r}: must be one of {', '.join(LABEL_MODES)}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r}: must be one of {', '.join(LOSSES)}")
+        self.loss_kind = loss
         self.generator = generator
         self.discriminator = discriminator
         self.label_mode = label_mode
@@ -82,7 +87,12 @@ class DCGAN(keras.Model):
         self.g_optimizer = g_optimizer
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        if self.loss_kind == "hinge":
+            # Keras' Hinge takes 0/1 labels as -1/+1: max(0, 1 + real), max(0, 1 - fake).
+            self.d_loss_object, self.g_loss_object = keras.losses.Hinge(), _MeanLogit(name="mean_logit")
+        else:
+            bce = keras.losses.BinaryCrossentropy(from_logits=True)
+            self.d_loss_object = self.g_loss_object = bce
 
     @property
     def optimizer_variables(self):
@@ -150,13 +160,17 @@ class DCGAN(keras.Model):
         else:
             with backend.no_grad():
                 fake = self.generator(latents, training=True)
-        real_targets, fake_targets = self.discriminator_targets(batch_size)
+        if self.loss_kind == "hinge":
+            real_targets, fake_targets = ops.zeros((batch_size, 1)), ops.ones((batch_size, 1))
+        else:
+            real_targets, fake_targets = self.discriminator_targets(batch_size)
+        d_loss_object = self.d_loss_object
 
         def d_loss_fn():
             # Separate calls keep real and fake BatchNorm statistics apart (as Radford et al.).
             real_logits = self.discriminator(self._augment(real), training=True)
             fake_logits = self.discriminator(self._augment(ops.stop_gradient(fake)), training=True)
-            loss = self.bce(real_targets, real_logits) + self.bce(fake_targets, fake_logits)
+            loss = d_loss_object(real_targets, real_logits) + d_loss_object(fake_targets, fake_logits)
             return loss, (real_logits, fake_logits)
 
         d_loss, (real_logits, fake_logits) = backend.gradient_step(
@@ -167,7 +181,8 @@ class DCGAN(keras.Model):
         g_targets = self.generator_targets(batch_size)
 
         def g_loss_of(generated):
-            return self.bce(g_targets, self.discriminator(self._augment(generated), training=True))
+            logits = self.discriminator(self._augment(generated), training=True)
+            return self.g_loss_object(g_targets, logits)
 
         if self.reuse_fakes:
             def scaled_g_loss(generated):
@@ -232,6 +247,7 @@ class DCGAN(keras.Model):
             "ema_decay": self.ema_decay,
             "diffaugment": self.diffaugment,
             "reuse_fakes": self.reuse_fakes,
+            "loss": self.loss_kind,
         })
         return config
 
@@ -241,6 +257,15 @@ class DCGAN(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+class _MeanLogit(keras.losses.Loss):
+    """The hinge generator loss in this project's convention (high logit = fake): the mean
+    logit D gives the generated images.  A Keras Loss, so tf.distribute scales it as it
+    scales the others."""
+
+    def call(self, y_true, y_pred):
+        return ops.mean(y_pred, axis=-1)
 
 
 def latents_for(n, latent_dim, seed=0):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from dcgan.backend import replicas
 from dcgan.config import Config
@@ -91,15 +91,68 @@ def _seed_discriminator(c: Config) -> keras.Model:
     fmt = resolve_data_format(c)
     x = _to_inner(image, fmt)
     for i, width in enumerate(c.d_widths):
-        x = layers.Conv2D(width, c.d_kernel, strides=2, padding="same", data_format=fmt,
-                          name=f"block{i}")(x)
+        x = _d_layer(c, layers.Conv2D(width, c.d_kernel, strides=2, padding="same",
+                                      data_format=fmt, name=f"block{i}"))(x)
         x = layers.LeakyReLU(c.leaky_slope)(x)
     x = layers.Flatten()(_to_outer(x, fmt))
     # Seeded: its random stream is then a variable the checkpoint keeps on every backend
     # (unseeded, Keras on PyTorch draws from torch's global generator, which a resume resets).
     x = layers.Dropout(c.d_dropout, seed=c.seed)(x)
-    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    logit = _d_layer(c, layers.Dense(1, dtype="float32", name="logit"))(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+def _d_layer(c: Config, layer: layers.Layer) -> layers.Layer:
+    """A discriminator layer, spectrally normalized when `c.spectral_norm`."""
+    if not c.spectral_norm:
+        return layer
+    return SpectralNorm(layer, name=f"sn_{layer.name}", dtype=layer.dtype_policy)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class SpectralNorm(layers.Wrapper):
+    """Spectral normalization (Miyato et al. 2018) of a linear Dense or Conv2D layer: its
+    output as if its kernel were divided by the kernel's largest singular value, estimated
+    by one power iteration per training call.
+
+    Unlike `keras.layers.SpectralNormalization`, the kernel is never overwritten: the
+    layer's output is rescaled instead (linear: conv(x, W / s) = conv(x, W) / s), so the
+    same weights can be used twice in one step on every backend (PyTorch's autograd
+    refuses a kernel changed in place between the two discriminator calls).  The
+    power-iteration vector `vector_u` is a non-trainable weight, kept in checkpoints.
+    """
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        units = self.layer.kernel.shape[-1]
+        self.vector_u = self.add_weight(
+            shape=(1, units), initializer=keras.initializers.RandomNormal(seed=0),
+            trainable=False, name="vector_u", dtype="float32")
+        self.built = True
+
+    def call(self, inputs, training=False):
+        kernel = ops.cast(self.layer.kernel, "float32")
+        w = ops.reshape(kernel, (-1, ops.shape(kernel)[-1]))
+        fixed = ops.stop_gradient(w)  # the power iteration is a constant for the gradient
+        v = _unit(ops.matmul(self.vector_u, ops.transpose(fixed)))
+        u = _unit(ops.matmul(v, fixed)) if training else ops.convert_to_tensor(self.vector_u)
+        if training:
+            self.vector_u.assign(u)
+        sigma = ops.sum(ops.matmul(v, w) * u)
+        outputs = self.layer(inputs)
+        scale = ops.cast(1.0 / sigma, outputs.dtype)
+        if getattr(self.layer, "use_bias", False):
+            bias = ops.cast(self.layer.bias, outputs.dtype)
+            return (outputs - bias) * scale + bias
+        return outputs * scale
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+
+def _unit(x):
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
 
 
 def _seed_check(c: Config) -> tuple[str, str] | None:
@@ -154,13 +207,15 @@ def _dcgan_discriminator(c: Config) -> keras.Model:
     fmt = resolve_data_format(c)
     x = _to_inner(image, fmt)
     for i, width in enumerate(reversed(c.g_widths)):
-        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, data_format=fmt,
-                          kernel_initializer=init["conv"], name=f"block{i}")(x)
+        x = _d_layer(c, layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
+                                      data_format=fmt, kernel_initializer=init["conv"],
+                                      name=f"block{i}"))(x)
         if i > 0:  # Radford: no BatchNorm on the discriminator's input layer
             x = _batch_norm(init, f"bn{i}", fmt)(x)
         x = layers.LeakyReLU(0.2)(x)
-    x = layers.Conv2D(1, 4, padding="valid", use_bias=False, kernel_initializer=init["conv"],
-                      data_format=fmt, dtype="float32", name="logit_conv")(x)
+    x = _d_layer(c, layers.Conv2D(1, 4, padding="valid", use_bias=False,
+                                  kernel_initializer=init["conv"], data_format=fmt,
+                                  dtype="float32", name="logit_conv"))(x)
     logit = layers.Flatten(name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
 
@@ -182,13 +237,15 @@ ARCHITECTURES: dict[str, Architecture] = {
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates for one sample through the Dense/conv layers of `model`."""
     total = 0
-    for layer in model.layers:
+    for node in model.layers:
+        # A spectrally normalized layer: the wrapper has the shapes, the layer the kernel.
+        layer = node.layer if isinstance(node, SpectralNorm) else node
         if isinstance(layer, layers.Dense):
             total += int(layer.kernel.shape[0] * layer.kernel.shape[1])
         elif isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose)):
             kh, kw, *_ = layer.kernel.shape
             first = layer.data_format == "channels_first"
-            inp, out = (list(t.shape) for t in (layer.input, layer.output))
+            inp, out = (list(t.shape) for t in (node.input, node.output))
             if first:  # as channels-last: (batch, h, w, c)
                 inp, out = ([s[0], *s[2:], s[1]] for s in (inp, out))
             cin, cout = inp[-1], out[-1]

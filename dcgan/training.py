@@ -107,7 +107,7 @@ def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
     gan = DCGAN(generator, discriminator,
                 label_mode=config.label_mode, label_noise=config.label_noise,
                 label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay,
-                diffaugment=config.diffaugment, reuse_fakes=config.reuse_fakes)
+                diffaugment=config.diffaugment, reuse_fakes=config.reuse_fakes, loss=config.loss)
 
     def adam(learning_rate):
         return optimizer_for(policy, keras.optimizers.Adam(learning_rate, config.beta_1,

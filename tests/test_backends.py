@@ -141,6 +141,10 @@ gan = build_gan(Config.from_json(checkpoint / "config.json"))
 restore_checkpoint(checkpoint, gan)
 _tf_checkpoint(gan).write(str(checkpoint / "state"))
 (checkpoint / "state.npz").unlink()
+import json  # dcgan 0.1 recorded neither checksums nor its version
+meta = json.loads((checkpoint / "meta.json").read_text())
+meta.pop("files"), meta.pop("dcgan")
+(checkpoint / "meta.json").write_text(json.dumps(meta))
 """, checkpoint)
     result = subprocess.run(
         [sys.executable, "-m", "dcgan", "train", "--resume", str(run), "--epochs", "2",
