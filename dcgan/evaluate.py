@@ -231,9 +231,10 @@ class KeepBest(keras.callbacks.Callback):
             logs[self.metric] = value
             logs["best_epoch"] = self.best["epoch"]
         if self.save:
-            log.info("epoch %d: %s %.3f%s; best: epoch %d (%.3f)", epoch + 1, self.metric.upper(),
-                     value, f" (real-vs-real {floor:.3f})" if floor is not None else "",
-                     self.best["epoch"], self.best["value"])
+            log.info("epoch %d: %s %.3f%s; best: epoch %d (%.3f); scored in %.1f s", epoch + 1,
+                     self.metric.upper(), value,
+                     f" (real-vs-real {floor:.3f})" if floor is not None else "",
+                     self.best["epoch"], self.best["value"], results["seconds"])
         if self.patience and self.since_best >= self.patience:
             self.model.stop_training = True
             if self.save:
