@@ -203,6 +203,8 @@ class KeepBest(keras.callbacks.Callback):
         self.real = self.floor = None
 
     def on_train_begin(self, logs=None):
+        # A small data set is scored on all of its images (with no floor below 2n of them).
+        self.n = min(self.n, open_images(self.config).count)
         self.real, floor_set = real_sets(self.config, self.n)
         # The real-vs-real floor does not change during the run: scored once, here.
         self.floor = (score_value(evaluate_images(self.real, floor_set, (self.metric,)),

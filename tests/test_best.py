@@ -127,3 +127,16 @@ def test_the_notebooks_results_come_from_the_best_generator(tiny_demo, tmp_path,
     assert f"saved generator: {RunPaths(run).best / 'generator_ema.keras'}" in out
     nb.show_results(run, best=False)
     assert "best generator" not in capsys.readouterr().out
+
+
+def test_a_data_set_smaller_than_best_images_is_scored_on_what_there_is(tiny_demo, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "faces").mkdir()
+    for i in range(40):
+        Image.fromarray(np.full((20, 20, 3), 6 * i, np.uint8)).save(tmp_path / "faces" / f"{i}.png")
+    config = _small(tiny_demo, tmp_path, epochs=1, best_every=1).replace(
+        best_images=256, data=str(tmp_path / "faces"), cache_dir=str(tmp_path / "cache"))
+    train(config, progress=False)
+    record = read_best(RunPaths(tmp_path / "run"))
+    assert record["images"] == 40 and record["floor"] is None  # too few for a disjoint second set
