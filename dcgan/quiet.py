@@ -91,10 +91,16 @@ def _stop_filter(original: int) -> None:
         pass
     os.dup2(original, 2)
     if isinstance(_filter, int):
-        try:
-            os.waitpid(_filter, 0)
-        except ChildProcessError:
-            pass
+        # The filter ends once every writer is gone; a child process that outlives this
+        # one (and still holds the pipe) must not keep it from exiting: wait a little only.
+        deadline = time.monotonic() + HOLD_S + 1
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(_filter, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.02)
     elif _filter is not None:
         _filter.join(timeout=HOLD_S)
 

@@ -58,3 +58,24 @@ def test_package_metadata_uses_an_spdx_licence():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     # A table here makes setuptools print a deprecation warning on every install (`make`).
     assert project["license"] == "MIT"
+
+
+def test_the_clis_stderr_filter_drops_late_cpp_lines_and_passes_the_rest():
+    # What TensorFlow 2.20 writes at its first XLA compilation, long after its import.
+    code = """
+import os, sys, time
+from dcgan.quiet import filter_native_stderr
+filter_native_stderr()
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+os.write(2, b"I0000 00:00:1795890358.761 2341 device_compiler.h:196] Compiled cluster using XLA!\\n")
+print("a python line", file=sys.stderr, flush=True)
+os.write(2, b"\\rprogress 50%")  # a progress bar: no newline, shown after a moment
+time.sleep(0.6)
+os.write(2, b"\\rprogress 100%\\n")
+os.write(2, b"last words before a crash")
+os._exit(3)  # no atexit: the filter process still writes what it was given
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 3
+    assert done.stderr == b"a python line\n\rprogress 50%\rprogress 100%\nlast words before a crash"
