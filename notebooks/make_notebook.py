@@ -79,6 +79,7 @@ def pip_install(target):
     if done.returncode:  # pip's own last lines, not a Python traceback
         tail = "\\n".join((done.stdout + done.stderr).strip().splitlines()[-6:])
         raise SystemExit(f"pip could not install {target}:\\n{tail}")
+    importlib.invalidate_caches()  # import what was just installed, in this very process
 if importlib.util.find_spec("dcgan") is None:
     if pathlib.Path("../dcgan/__init__.py").exists():  # opened from a checkout: use it as it is
         sys.path.insert(0, str(pathlib.Path("..").resolve()))
