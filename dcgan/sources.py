@@ -136,7 +136,7 @@ def open_source(spec: str, split: str = "all") -> Source:
         source = Source(spec, "glob", matches)
     else:
         raise DataError(f"{spec}: no such file or folder; give --data demo, a folder, "
-                        "an archive or a glob of images")
+                        "an archive, a glob, parquet files or hf:ORG/NAME")
     if not source.entries:
         raise DataError(f"{spec}: no images found (looked for "
                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}, recursively)")
