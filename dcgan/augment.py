@@ -27,10 +27,17 @@ def parse_policy(text: str) -> tuple[str, ...]:
     return parts
 
 
-def diff_augment(images, policy, seed):
-    """Augment a batch with each transform named in `policy` (see DIFFAUGMENT_POLICIES)."""
+def diff_augment(images, policy, seed, strength=None):
+    """Augment a batch with each transform named in `policy` (see DIFFAUGMENT_POLICIES).
+
+    `strength` (a scalar p in [0, 1], e.g. the adaptive one): each transform is applied
+    to each image with probability p; None applies every transform to every image."""
     for name in policy:
-        images = TRANSFORMS[name](images, seed)
+        augmented = TRANSFORMS[name](images, seed)
+        if strength is not None:
+            chosen = _uniform(images, seed) < ops.cast(strength, "float32")
+            augmented = ops.where(chosen, augmented, images)
+        images = augmented
     return images
 
 

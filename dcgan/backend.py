@@ -1,12 +1,15 @@
 """Everything in the training step that differs between Keras backends, and nothing else.
 
 The GAN's `train_step` (dcgan.gan) is written once, in a stateful style, with
-`keras.ops`.  Two things cannot be written that way on every backend:
+`keras.ops`.  These cannot be written that way on every backend:
 
 - `gradient_step(loss_fn, variables, optimizer)`: minimise one loss over some
   variables: TensorFlow records a `GradientTape`; PyTorch runs autograd
   (`backward`, then `optimizer.apply` without grad); JAX differentiates a pure
   function of the variables' values (`jax.value_and_grad`).
+- `penalty_gradients(...)`: a gradient penalty such as R1 differentiates a
+  gradient (with respect to the images) once more, with respect to the weights:
+  nested tapes, `create_graph=True`, or `jax.grad` of `jax.grad`.
 - `stateless_train_step(model, step, state, data)`: Keras' JAX trainer calls
   `train_step(state, data)` and wants the new state back.  The step runs inside
   a `keras.StatelessScope` that maps every variable of the state to its value,
@@ -28,13 +31,14 @@ def name() -> str:
     return keras.backend.backend()
 
 
-def gradient_step(loss_fn, variables, optimizer):
+def gradient_step(loss_fn, variables, optimizer, extra_gradients=None):
     """Minimise `loss_fn()` over `variables` with `optimizer`; return (loss, aux).
 
     `loss_fn` takes no arguments and returns (loss, aux); it may update other
     state (BatchNorm statistics, the random generator) as a side effect.  The
     gradient is taken of `optimizer.scale_loss(loss)` (a LossScaleOptimizer
     unscales it and skips a step whose gradients are not finite).
+    `extra_gradients` (same scale, e.g. from `penalty_gradients`) are added to it.
     """
     backend = name()
     if backend == "tensorflow":
@@ -43,17 +47,70 @@ def gradient_step(loss_fn, variables, optimizer):
         with tf.GradientTape() as tape:
             loss, aux = loss_fn()
             scaled = optimizer.scale_loss(loss)
-        apply_gradients(optimizer, tape.gradient(scaled, variables), variables)
-        return loss, aux
-    if backend == "torch":
+        grads = tape.gradient(scaled, variables)
+    elif backend == "torch":
         for variable in variables:  # the other network's gradients are never read
             variable.value.grad = None
         loss, aux = loss_fn()
         optimizer.scale_loss(loss).backward()
-        apply_gradients(optimizer, [v.value.grad for v in variables], variables)
-        return loss, aux
+        grads = [v.value.grad for v in variables]
+    elif backend == "jax":
+        return _jax_gradient_step(loss_fn, variables, optimizer, extra_gradients)
+    else:
+        raise NotImplementedError(f"no training step for the {backend!r} backend")
+    apply_gradients(optimizer, _add(grads, extra_gradients), variables)
+    return loss, aux
+
+
+def _add(grads, extra):
+    if extra is None:
+        return grads
+    return [e if g is None else g + e for g, e in zip(grads, extra)]
+
+
+def penalty_gradients(objective, inputs, penalty, variables, optimizer, active):
+    """Gradients over `variables` of `optimizer.scale_loss(penalty(g))`, where `g` is the
+    gradient of the scalar `objective(inputs)` with respect to `inputs` (a gradient penalty
+    such as R1: a second-order derivative); zeros unless the boolean tensor `active` is
+    true, and then only is it computed (the lazy regularisation of StyleGAN2).
+    Side effects of `objective` (BatchNorm statistics, random draws) may or may not stick."""
+    backend = name()
+    zeros = [keras.ops.zeros(v.shape, v.dtype) for v in variables]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def compute():
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(inputs)
+                    value = objective(inputs)
+                loss = optimizer.scale_loss(penalty(inner.gradient(value, inputs)))
+            grads = outer.gradient(loss, variables)
+            return [z if g is None else tf.cast(g, z.dtype) for g, z in zip(grads, zeros)]
+
+        return tf.cond(active, compute, lambda: zeros)
+    if backend == "torch":
+        import torch
+
+        if not bool(active):  # eager: the branch not taken costs nothing
+            return zeros
+        leaf = inputs.detach().requires_grad_(True)
+        grad = torch.autograd.grad(objective(leaf), leaf, create_graph=True)[0]
+        loss = optimizer.scale_loss(penalty(grad))
+        grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+        return [z if g is None else g for g, z in zip(grads, zeros)]
     if backend == "jax":
-        return _jax_gradient_step(loss_fn, variables, optimizer)
+        import jax
+
+        scope, _, call = _jax_pure(objective, variables)
+
+        def loss_of(values):
+            grad = jax.grad(lambda x: call(values, x)[0])(inputs)
+            return optimizer.scale_loss(penalty(grad))
+
+        current = [scope.get_current_value(v) for v in variables]
+        # Only the branch taken runs; the objective's side effects are dropped.
+        return jax.lax.cond(active, jax.grad(loss_of), lambda values: zeros, current)
     raise NotImplementedError(f"no training step for the {backend!r} backend")
 
 
@@ -99,6 +156,17 @@ def replica_share(draw, batch_size, *rest):
         return draw((batch_size, *rest))
     full = draw((batch_size * count, *rest))
     return keras.ops.slice(full, [index * batch_size] + [0] * len(rest), [batch_size, *rest])
+
+
+def replica_mean(value):
+    """The mean of `value` over the replicas of a tf.distribute step (itself elsewhere):
+    a quantity every replica must agree on, such as the adaptive augmentation strength."""
+    count, _ = replicas()
+    if count == 1:
+        return value
+    import tensorflow as tf
+
+    return tf.distribute.get_replica_context().all_reduce("mean", value)
 
 
 def global_loss(loss):
@@ -156,17 +224,25 @@ def stateless_train_step(model, step, state, data):
               model.optimizer.variables, model.metrics_variables)
     variables = [v for group in groups for v in group]
     values = [value for part in state for value in part]
+    with step_scope(variables, values) as scope:
+        logs = step(data)
+    return logs, tuple([scope.get_current_value(v) for v in group] for group in groups)
+
+
+@contextlib.contextmanager
+def step_scope(variables, values):
+    """JAX: run stateful-style step code over `variables` mapped to `values` (what
+    `stateless_train_step` does; tests call the step's pieces inside one)."""
     global _step_scope
     with _StepScope(variables, values) as scope:
         _step_scope = scope
         try:
-            logs = step(data)
+            yield scope
         finally:
             _step_scope = None
-    return logs, tuple([scope.get_current_value(v) for v in group] for group in groups)
 
 
-def _jax_gradient_step(loss_fn, variables, optimizer):
+def _jax_gradient_step(loss_fn, variables, optimizer, extra_gradients=None):
     import jax
 
     scope, others, call = _jax_pure(loss_fn, variables)
@@ -178,7 +254,7 @@ def _jax_gradient_step(loss_fn, variables, optimizer):
     current = [scope.get_current_value(v) for v in variables]
     (_, (loss, aux, updates)), grads = jax.value_and_grad(scaled_loss_of, has_aux=True)(current)
     _assign(others, updates)
-    apply_gradients(optimizer, grads, variables)
+    apply_gradients(optimizer, _add(grads, extra_gradients), variables)
     return loss, aux
 
 

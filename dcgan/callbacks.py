@@ -151,9 +151,10 @@ class EpochLog(keras.callbacks.Callback):
     Appends across resumed runs; the PNG and GIF are rebuilt from all epochs so far.
     """
 
-    # swd (or fid) and best_epoch: in the epochs the generator was scored (best_every)
+    # swd (or fid) and best_epoch: in the epochs the generator was scored (best_every);
+    # ada_p: the adaptive augmentation strength at the epoch's end (ada_target)
     FIELDS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s",
-              "swd", "fid", "best_epoch")
+              "swd", "fid", "best_epoch", "ada_p")
 
     def __init__(self, paths: RunPaths, batch_size, steps_per_epoch):
         super().__init__()
@@ -170,7 +171,7 @@ class EpochLog(keras.callbacks.Callback):
         logs = logs or {}
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
                "images_per_s": round(self.steps * self.batch_size / seconds, 2),
-               **{k: float(logs[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "swd", "fid")
+               **{k: float(logs[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "swd", "fid", "ada_p")
                   if k in logs}, **({"best_epoch": int(logs["best_epoch"])} if "best_epoch" in logs else {})}
         new = not self.paths.log.exists()
         # A log begun by an older dcgan keeps its own columns.

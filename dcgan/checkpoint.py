@@ -47,7 +47,7 @@ TF_STATE_INDEX = "state.index"  # checkpoints before the backend-neutral format 
 # A run may change precision when it resumes (its "auto" differs between a T4, an A100
 # and a CPU): loss scales are kept when both sides have them, and otherwise left out.
 # Checkpoints before dcgan 0.3 lack the layers' random streams (dropout): those restart.
-OPTIONAL_PARTS = ("d_loss_scale", "g_loss_scale", "layer_seeds")
+OPTIONAL_PARTS = ("d_loss_scale", "g_loss_scale", "layer_seeds", "ada")
 
 
 def _layer_seeds(gan) -> list:
@@ -67,6 +67,8 @@ def state_parts(gan) -> dict[str, list]:
              "seed": [gan.seed_generator.state]}
     if gan.ema_generator is not None:
         parts["ema_generator"] = gan.ema_generator.weights
+    if gan.ada_target > 0:
+        parts["ada"] = [gan.ada_p]
     if _layer_seeds(gan):
         parts["layer_seeds"] = _layer_seeds(gan)
     for part, optimizer in (("d_loss_scale", gan.d_optimizer), ("g_loss_scale", gan.g_optimizer)):

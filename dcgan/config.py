@@ -107,6 +107,16 @@ class Config:
     loss: str = "bce"
     # spectral normalization of every discriminator layer (Miyato et al. 2018)
     spectral_norm: bool = False
+    # R1 penalty on real images (Mescheder et al. 2018): gamma/2 * |grad D(real)|^2, 0 = off;
+    # computed every r1_interval steps and weighted by it (StyleGAN2's lazy regularisation)
+    r1_gamma: float = 0.0
+    r1_interval: int = 16
+    # adaptive DiffAugment strength (ADA, Karras et al. 2020): 0 = every transform on every
+    # image; e.g. 0.6: each image gets each transform with a probability p that rises while D
+    # calls more than 60 % of the real images real, and falls otherwise; p moves at most
+    # from 0 to 1 in ada_kimg thousand images (needs a diffaugment policy)
+    ada_target: float = 0.0
+    ada_kimg: float = 20.0
 
     # labels: real = 0, fake = 1
     label_mode: str = "noise"  # "noise": both sides get uniform noise; "one_sided": smooth real only
@@ -179,6 +189,17 @@ class Config:
                      "g_transpose_kernel", "g_conv_kernel", "g_output_kernel", "d_kernel"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
+        if self.r1_gamma < 0:
+            raise bad("r1_gamma", "must be 0 (off) or a positive weight (e.g. 0.1 to 10)")
+        if self.r1_interval < 1:
+            raise bad("r1_interval", "must be at least 1 (steps between R1 penalties)")
+        if not 0 <= self.ada_target < 1:
+            raise bad("ada_target", "must be in [0, 1): 0 = off, e.g. 0.6")
+        if self.ada_target > 0 and not policy_names(self.diffaugment):
+            raise bad("ada_target", "adapts DiffAugment's strength: also set diffaugment "
+                      "(e.g. color,translation,cutout)")
+        if not self.ada_kimg > 0:
+            raise bad("ada_kimg", "must be positive (thousands of images for p to go 0 -> 1)")
         if self.best_images < 16:
             raise bad("best_images", "must be at least 16")
         if self.eval_every < 0 or self.eval_images < 16:

@@ -39,11 +39,20 @@ class DCGAN(keras.Model):
             forward per step, as pytorch/examples' DCGAN) instead of fresh latents.
         loss: "bce" (cross-entropy on the targets above) or "hinge" (D: real logits
             below -1, fake above +1; G: lower logits on its images; no label noise).
+        r1_gamma: weight of the R1 penalty (Mescheder et al. 2018), gamma/2 times the
+            squared gradient of D's output with respect to real images (0 = off);
+            `r1_interval`: it is computed every this many steps, weighted by it (lazy).
+        ada_target: adaptive augmentation (Karras et al. 2020): each DiffAugment transform
+            is applied to an image with probability `ada_p`, which rises by
+            batch / (ada_kimg * 1000) per step while D calls more than this fraction of the
+            real images real (the mean sign of its outputs on them) and falls otherwise;
+            0 = DiffAugment on every image, as without it.
     """
 
     def __init__(self, generator, discriminator, label_mode="noise", label_noise=0.05,
                  label_smoothing=0.1, seed=None, ema_decay=0.0, diffaugment="", reuse_fakes=False,
-                 loss="bce", **kwargs):
+                 loss="bce", r1_gamma=0.0, r1_interval=16, ada_target=0.0, ada_kimg=20.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode={label_mode!r}: must be one of {', '.join(LABEL_MODES)}")
@@ -61,6 +70,13 @@ class DCGAN(keras.Model):
         self.reuse_fakes = bool(reuse_fakes)
         self.augment_policy = parse_policy(diffaugment)
         self.ema_decay = float(ema_decay)
+        self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
+        self.ada_target, self.ada_kimg = float(ada_target), float(ada_kimg)
+        if self.ada_target > 0 and not self.augment_policy:
+            raise ValueError("ada_target needs a DiffAugment policy to adapt (diffaugment=...)")
+        # Every replica computes the same p (from all-reduced outputs): one copy is kept.
+        self.ada_p = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                     name="ada_p", aggregation="only_first_replica")
         self.ema_generator = None
         if self.ema_decay > 0:
             self.ema_generator = keras.models.clone_model(generator)
@@ -173,8 +189,9 @@ class DCGAN(keras.Model):
             loss = d_loss_object(real_targets, real_logits) + d_loss_object(fake_targets, fake_logits)
             return loss, (real_logits, fake_logits)
 
+        d_variables = self.discriminator.trainable_variables
         d_loss, (real_logits, fake_logits) = backend.gradient_step(
-            d_loss_fn, self.discriminator.trainable_variables, self.d_optimizer)
+            d_loss_fn, d_variables, self.d_optimizer, self._r1_gradients(real, d_variables))
 
         # Generator: trained to make the (updated) discriminator say "real", on the same
         # fakes (reuse_fakes, as pytorch/examples) or on fresh latents.
@@ -199,18 +216,52 @@ class DCGAN(keras.Model):
                 lambda: (g_loss_of(self.generator(fresh, training=True)), ()), g_variables,
                 self.g_optimizer)
         with backend.no_grad():
+            if self.ada_target > 0:
+                self._update_ada_p(real_logits, batch_size)
             if self.ema_generator is not None:
                 self._update_ema()
             self.d_loss_tracker.update_state(backend.global_loss(d_loss))
             self.g_loss_tracker.update_state(backend.global_loss(g_loss))
             self.d_real_tracker.update_state(ops.mean(ops.sigmoid(real_logits)))
             self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(fake_logits)))
-        return backend.step_logs({m.name: m.result() for m in self.metrics})
+        logs = {m.name: m.result() for m in self.metrics}
+        if self.ada_target > 0:
+            logs["ada_p"] = ops.convert_to_tensor(self.ada_p.value)
+        return backend.step_logs(logs)
 
     def _augment(self, images):
         if not self.augment_policy:
             return images
-        return diff_augment(images, self.augment_policy, self.seed_generator)
+        strength = self.ada_p if self.ada_target > 0 else None
+        return diff_augment(images, self.augment_policy, self.seed_generator, strength)
+
+    def _r1_gradients(self, real, variables):
+        """The lazy R1 penalty's gradients for D's variables (None when it is off)."""
+        if self.r1_gamma <= 0:
+            return None
+        replicas, _ = backend.replicas()
+        # gamma/2 E|grad|^2, times the interval it stands for; divided by the replicas as
+        # Keras' losses are, so that their summed gradients are one device's.
+        weight = 0.5 * self.r1_gamma * self.r1_interval / replicas
+
+        def objective(images):
+            logits = self.discriminator(self._augment(images), training=True)
+            return ops.sum(ops.cast(logits, "float32"))
+
+        def penalty(grad):
+            return weight * ops.mean(ops.sum(ops.square(grad), axis=(1, 2, 3)))
+
+        active = ops.equal(ops.mod(self.d_optimizer.iterations, self.r1_interval), 0)
+        return backend.penalty_gradients(objective, real, penalty, variables, self.d_optimizer,
+                                         active)
+
+    def _update_ada_p(self, real_logits, batch_size):
+        # High logit = fake here, so D calls a real image real where its logit is negative.
+        said_real = backend.replica_mean(ops.mean(ops.sign(-ops.cast(real_logits, "float32"))))
+        replicas, _ = backend.replicas()
+        step = ops.cast(batch_size * replicas, "float32") / (self.ada_kimg * 1000.0)
+        direction = ops.sign(said_real - self.ada_target)
+        self.ada_p.assign(ops.clip(self.ada_p + direction * step, 0.0, 1.0))
 
     def _update_ema(self):
         # Warm-up as tf.train.ExponentialMovingAverage(num_updates): early on the average
@@ -248,6 +299,10 @@ class DCGAN(keras.Model):
             "diffaugment": self.diffaugment,
             "reuse_fakes": self.reuse_fakes,
             "loss": self.loss_kind,
+            "r1_gamma": self.r1_gamma,
+            "r1_interval": self.r1_interval,
+            "ada_target": self.ada_target,
+            "ada_kimg": self.ada_kimg,
         })
         return config
 

@@ -107,7 +107,9 @@ def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
     gan = DCGAN(generator, discriminator,
                 label_mode=config.label_mode, label_noise=config.label_noise,
                 label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay,
-                diffaugment=config.diffaugment, reuse_fakes=config.reuse_fakes, loss=config.loss)
+                diffaugment=config.diffaugment, reuse_fakes=config.reuse_fakes, loss=config.loss,
+                r1_gamma=config.r1_gamma, r1_interval=config.r1_interval,
+                ada_target=config.ada_target, ada_kimg=config.ada_kimg)
 
     def adam(learning_rate):
         return optimizer_for(policy, keras.optimizers.Adam(learning_rate, config.beta_1,
