@@ -152,7 +152,7 @@ def test_adaptive_p_rises_when_d_overfits_and_falls_when_it_cannot():
     # A discriminator that cannot learn (learning rate ~0) says real at random: p falls.
     blind = overfit.replace(d_learning_rate=1e-9)
     falling = _p_after_training(blind, 0.8)
-    assert falling[-1] < 0.4 and falling == sorted(falling, reverse=True)
+    assert falling[-1] < 0.4 and falling[-1] < falling[0]
 
 
 @pytest.mark.parametrize("changes,words", [
