@@ -2,6 +2,12 @@
 
     python benchmarks/quality.py [--seconds 420] [--n 1024]
     python benchmarks/quality.py --backends tensorflow,jax,torch [--steps 1024]
+    python benchmarks/quality.py --data lfw [--sizes 32,64] [--images 15000] [--recipes ...]
+
+With --data (real photos: `lfw`, the 100 real faces scikit-image ships, or any image
+source `--data` takes): one row per recipe and image size, each trained for the same
+number of images seen, scored against the real-vs-real floor, with a saved grid; see
+`real_faces` below.
 
 Rows: the untrained generator, the trained generator (raw and EMA), the real-vs-real
 floor; then the same budget on a 500-image subset without and with DiffAugment, scored
@@ -19,6 +25,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from dcgan.config import Config  # noqa: E402
 from dcgan.data import make_dataset  # noqa: E402
@@ -49,9 +56,9 @@ def train_for(config: Config, seconds: float, steps: int = 0):
     gan = build_gan(config)
     untrained = gan.generator.get_weights()
     limit = TimeLimit(float("inf") if steps else seconds)
-    per_epoch = max(1, count // config.batch_size)
-    gan.fit(dataset, epochs=-(-steps // per_epoch) if steps else 10_000,
-            steps_per_epoch=per_epoch, callbacks=[limit], verbose=0, shuffle=False)
+    per_epoch = steps or max(1, count // config.batch_size)  # the batches never run out
+    gan.fit(dataset, epochs=1 if steps else 10_000, steps_per_epoch=per_epoch,
+            callbacks=[limit], verbose=0, shuffle=False)
     return gan, untrained, limit.steps
 
 
@@ -91,6 +98,101 @@ def one_backend_json(args) -> None:
     print(json.dumps({"backend": keras.backend.backend(), "steps": steps, "seconds": seconds, **swd}))
 
 
+# Recipes for the real-photo table: (preset, changes).  The networks are resized to each
+# --sizes entry (dcgan: one g_width per doubling from 4x4; seed: as its preset allows).
+RECIPES = {
+    "dcgan": ("dcgan64", {}),
+    "dcgan+diffaugment": ("dcgan64", {"diffaugment": "color,translation,cutout"}),
+    "dcgan+diffaugment-ct": ("dcgan64", {"diffaugment": "color,translation"}),
+    "dcgan+ada": ("dcgan64", {"diffaugment": "color,translation,cutout", "ada_target": 0.6}),
+    "dcgan+sn+hinge": ("dcgan64", {"spectral_norm": True, "loss": "hinge"}),
+    "dcgan+r1": ("dcgan64", {"r1_gamma": 1.0}),
+    "dcgan+ada+r1": ("dcgan64", {"diffaugment": "color,translation,cutout", "ada_target": 0.6,
+                                 "r1_gamma": 1.0}),
+    "demo": ("demo", {}),
+    "seed": ("seed128", {}),
+}
+
+
+def lfw_folder(folder) -> str:
+    """Write scikit-image's 100 real LFW faces (25x25 grey, shipped inside the package:
+    no download) as PNG files into `folder`; return it."""
+    from pathlib import Path
+
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    faces = lfw_subset()[:100]  # the other 100 of the subset are not faces
+    for i, face in enumerate(faces):
+        Image.fromarray((face * 255).round().astype("uint8")).convert("RGB").save(folder / f"{i:03d}.png")
+    return str(folder)
+
+
+def recipe_config(name: str, size: int, data: str, batch_size: int) -> Config:
+    preset, changes = RECIPES[name]
+    base = Config.from_preset(preset)
+    if base.architecture == "dcgan":
+        doublings = size.bit_length() - 3  # 4 * 2**k = size
+        changes = {"g_widths": tuple(base.g_widths[-1] * 2 ** i for i in reversed(range(doublings))),
+                   **changes}
+    return Config.from_preset(preset, image_size=size, data=data, batch_size=batch_size,
+                              **changes)
+
+
+def real_faces(args) -> None:
+    """One row per (size, recipe): SWD of the EMA and raw generators vs the real-vs-real
+    floor, a diversity ratio, and a grid, after the same number of images seen."""
+    import tempfile
+    from pathlib import Path
+
+    from dcgan.data import load_real_images
+    from dcgan.images import save_grid
+    from dcgan.metrics import mean_pairwise_distance, real_floor
+
+    data = lfw_folder(Path(tempfile.mkdtemp()) / "lfw") if args.data == "lfw" else args.data
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"# {args.data}: {args.images} images seen per row, batch {args.batch_size}, "
+          f"{keras.backend.backend()}, {os.cpu_count()} CPUs; SWD x1e3 (avg over levels; "
+          "fakes and reals in halves, as the floor); diversity = mean pairwise distance of "
+          "16x16 thumbnails, fake / real")
+    print("| size | recipe | images seen | seconds | SWD EMA | SWD raw | floor | EMA / floor "
+          "| diversity EMA | grid |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for name in args.recipes.split(","):
+            try:
+                config = recipe_config(name, size, data, args.batch_size)
+            except Exception as error:  # e.g. a preset that cannot make this size
+                print(f"| {size} | {name} | - | - | - | - | - | - | - | {error} |", flush=True)
+                continue
+            real = load_real_images(config)
+            half = len(real) // 2
+            floor = real_floor(real)["swd_x1e3_avg"]
+            steps = max(1, args.images // config.batch_size)
+            start = time.perf_counter()
+            gan, _, steps = train_for(config, 0, steps=steps)
+            seconds = time.perf_counter() - start
+
+            def swd_of(generator):
+                fakes = fake_set(generator, 2 * half)
+                order = np.random.default_rng(0).permutation(len(real))
+                halves = real[order[:half]], real[order[half:2 * half]]
+                return fakes, np.mean([sliced_wasserstein(h, f)["swd_x1e3_avg"] for h, f in
+                                       zip(halves, (fakes[:half], fakes[half:]))])
+
+            ema_fakes, ema = swd_of(gan.sampling_generator)
+            _, raw = swd_of(gan.generator)
+            diversity = mean_pairwise_distance(ema_fakes) / mean_pairwise_distance(real)
+            grid = out / f"{Path(str(args.data)).name}_{size}_{name}.png"
+            save_grid(grid, gan.generate(64, seed=1))
+            print(f"| {size} | {name} | {steps * config.batch_size} | {seconds:.0f} | {ema:.1f} | "
+                  f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | {grid} |",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=420, help="training budget per run")
@@ -99,7 +201,17 @@ def main() -> None:
                         help="instead: the same number of --steps on each of these Keras backends")
     parser.add_argument("--steps", type=int, default=1024, help="with --backends: steps per backend")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data", default=None,
+                        help="instead: real photos, 'lfw' (scikit-image's 100 faces) or any --data")
+    parser.add_argument("--sizes", default="32,64", help="with --data: image sizes")
+    parser.add_argument("--images", type=int, default=15000, help="with --data: images seen per row")
+    parser.add_argument("--batch-size", type=int, default=32, help="with --data: batch size")
+    parser.add_argument("--recipes", default=",".join(RECIPES),
+                        help=f"with --data: some of {', '.join(RECIPES)}")
+    parser.add_argument("--out", default="runs/quality", help="with --data: where grids go")
     args = parser.parse_args()
+    if args.data:
+        return real_faces(args)
     if args.backends:
         return backend_rows(args)
     if args.json:

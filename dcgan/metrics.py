@@ -173,3 +173,21 @@ def evaluate_images(real: np.ndarray, fake: np.ndarray, metrics=("swd",), floor:
             if floor_f is not None:
                 results["kid_floor"] = kernel_inception_distance(real_f, floor_f, seed=seed)
     return results
+
+
+# ------------------------------------------------------------------- diversity
+def mean_pairwise_distance(images: np.ndarray, size: int = 16, seed: int = 0,
+                           pairs: int = 4096) -> float:
+    """How different the images of a set are from each other: the mean distance between
+    random pairs of their `size`x`size` grey thumbnails (pixels in [0, 1], RMS over pixels).
+    A collapsed generator scores far below its real images; compare the two."""
+    images = np.asarray(images, np.float32) / 255.0
+    grey = images.mean(axis=3)
+    factor = grey.shape[1] // size
+    if factor > 1:  # box-filter down to `size` pixels a side
+        grey = grey[:, :size * factor, :size * factor].reshape(
+            len(grey), size, factor, size, factor).mean(axis=(2, 4))
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, len(grey), (2, pairs))
+    keep = a != b
+    return float(np.sqrt(((grey[a[keep]] - grey[b[keep]]) ** 2).mean(axis=(1, 2))).mean())
