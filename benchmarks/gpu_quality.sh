@@ -13,8 +13,8 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true) | tee "$OUT/gpu.txt"
 python3 benchmarks/quality.py --data "$DATA" --sizes 64 --images "$IMAGES" --out "$OUT" \
-    --recipes dcgan,dcgan+diffaugment,dcgan+ada,dcgan+r1,dcgan+sn+hinge,dcgan+ada+r1,dcgan+diffaugment-ct \
+    --recipes "${RECIPES64:-dcgan,dcgan+diffaugment,dcgan+ada,dcgan+r1,dcgan+sn+hinge,dcgan+ada+r1,dcgan+diffaugment-ct}" \
     2>&1 | grep -v "^W0000\|^I0000\|absl" | tee "$OUT/quality64.md"
-python3 benchmarks/quality.py --data "$DATA" --sizes 32 --images "$IMAGES" --out "$OUT" \
-    --recipes demo,seed,dcgan,dcgan+ada,dcgan+ada+r1 \
+[ "${RECIPES32-x}" = "" ] || python3 benchmarks/quality.py --data "$DATA" --sizes 32 --images "$IMAGES" --out "$OUT" \
+    --recipes "${RECIPES32:-demo,seed,dcgan,dcgan+ada,dcgan+ada+r1}" \
     2>&1 | grep -v "^W0000\|^I0000\|absl" | tee "$OUT/quality32.md"

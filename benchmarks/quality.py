@@ -109,6 +109,13 @@ RECIPES = {
     "dcgan+r1": ("dcgan64", {"r1_gamma": 1.0}),
     "dcgan+ada+r1": ("dcgan64", {"diffaugment": "color,translation,cutout", "ada_target": 0.6,
                                  "r1_gamma": 1.0}),
+    "dcgan+translation": ("dcgan64", {"diffaugment": "translation"}),
+    "dcgan+ada-ct": ("dcgan64", {"diffaugment": "color,translation", "ada_target": 0.6}),
+    "dcgan+diffaugment-ct+ttur": ("dcgan64", {"diffaugment": "color,translation",
+                                              "d_learning_rate": 1e-4, "g_learning_rate": 2e-4}),
+    "dcgan+diffaugment-ct+r1": ("dcgan64", {"diffaugment": "color,translation", "r1_gamma": 0.1}),
+    "dcgan+diffaugment-ct+ema99": ("dcgan64", {"diffaugment": "color,translation",
+                                               "ema_decay": 0.99}),
     "demo": ("demo", {}),
     "seed": ("seed128", {}),
 }
@@ -186,7 +193,7 @@ def real_faces(args) -> None:
             ema_fakes, ema = swd_of(gan.sampling_generator)
             _, raw = swd_of(gan.generator)
             diversity = mean_pairwise_distance(ema_fakes) / mean_pairwise_distance(real)
-            grid = out / f"{Path(str(args.data)).name}_{size}_{name}.png"
+            grid = out / f"{Path(str(args.data)).name}_{size}_{name.replace('+', '_')}.png"
             save_grid(grid, gan.generate(64, seed=1))
             print(f"| {size} | {name} | {steps * config.batch_size} | {seconds:.0f} | {ema:.1f} | "
                   f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | {grid} |",
