@@ -117,7 +117,9 @@ RECIPES = {
     "dcgan+diffaugment-ct+ema99": ("dcgan64", {"diffaugment": "color,translation",
                                                "ema_decay": 0.99}),
     "demo": ("demo", {}),
+    "demo+translation": ("demo", {"diffaugment": "translation"}),
     "seed": ("seed128", {}),
+    "seed+translation": ("seed128", {"diffaugment": "translation"}),
 }
 
 
