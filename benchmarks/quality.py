@@ -110,6 +110,7 @@ RECIPES = {
     "dcgan+ada+r1": ("dcgan64", {"diffaugment": "color,translation,cutout", "ada_target": 0.6,
                                  "r1_gamma": 1.0}),
     "dcgan+translation": ("dcgan64", {"diffaugment": "translation"}),
+    "faces64": ("faces64", {}),  # the recommended preset: the row above, as a preset
     "dcgan+ada-ct": ("dcgan64", {"diffaugment": "color,translation", "ada_target": 0.6}),
     "dcgan+diffaugment-ct+ttur": ("dcgan64", {"diffaugment": "color,translation",
                                               "d_learning_rate": 1e-4, "g_learning_rate": 2e-4}),

@@ -98,7 +98,7 @@ nb.report_environment();"""),
 USE_DRIVE = True  #@param {type:"boolean"}
 OUT_ROOT = nb.output_root(USE_DRIVE)"""),
     ("code", """#@title Hyperparameters (0, or -1 for LABEL_NOISE, keeps the preset's value)
-PRESET = "seed128"  #@param ["seed128", "dcgan64", "demo"]
+PRESET = "seed128"  #@param ["seed128", "faces64", "dcgan64", "demo"]
 DATA = "celeba"  #@param ["celeba", "hf:nielsr/CelebA-faces", "demo"] {allow-input: true}
 IMAGE_SIZE = 0  #@param {type:"integer"}
 LATENT_DIM = 0  #@param {type:"integer"}

@@ -140,3 +140,57 @@ def test_a_data_set_smaller_than_best_images_is_scored_on_what_there_is(tiny_dem
     train(config, progress=False)
     record = read_best(RunPaths(tmp_path / "run"))
     assert record["images"] == 40 and record["floor"] is None  # too few for a disjoint second set
+
+
+def _best_is_whole_and_not_older_than_the_log(run):
+    """checkpoints/best/ (after the recovery a resume does) is either absent or complete, and
+    holds the best epoch the log names or a newer one (saved before it is logged)."""
+    paths = RunPaths(run)
+    recover_best(paths)
+    record = read_best(paths)
+    logged = [int(r["best_epoch"]) for r in _rows(run) if r.get("best_epoch")] if paths.log.exists() else []
+    if record is None:
+        assert not paths.best.exists() and not logged
+        return None
+    assert record["epoch"] >= (logged[-1] if logged else 0)
+    for name in ("generator.keras", "generator_ema.keras"):
+        load_generator(paths.best / name)  # loads: never half-written
+    return record
+
+
+def test_best_survives_sigkills_at_random_moments(tmp_path):
+    """The CLI killed (SIGKILL) at random moments while it keeps scoring and saving the best,
+    resumed each time: the best folder is always whole and as new as the log says."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import user_env
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "dcgan", "train", "--preset", "demo", "--image-size", "16",
+            "--g-widths", "16,8", "--batch-size", "16", "--demo-images", "64", "--num-samples", "4",
+            "--epochs", "400", "--best-every", "1", "--best-images", "16", "--out", str(run)]
+    env = dict(user_env(), KERAS_BACKEND="torch")  # no compile step: kills land in the saves
+    rng = random.Random(0)
+    records = []
+    for attempt in range(3):
+        command = args if not attempt else args[:4] + ["--resume", str(run)]
+        process = subprocess.Popen(command, cwd=tmp_path,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        # Wait for the first best of this session (a new best.json), then kill at a random moment.
+        seen = (run / "checkpoints" / "best" / "best.json").stat().st_mtime_ns if attempt else 0
+        while time.monotonic() < deadline and process.poll() is None:
+            best = run / "checkpoints" / "best" / "best.json"
+            if best.exists() and best.stat().st_mtime_ns != seen:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        records.append(_best_is_whole_and_not_older_than_the_log(run))
+    assert all(records) and records[-1]["epoch"] > 1
