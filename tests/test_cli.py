@@ -182,6 +182,7 @@ def test_an_existing_run_is_not_overwritten_by_accident(trained_run):
     (["train", "--image-size", "48"], ["image_size=48"]),
     (["train", "--batch-size", "0"], ["batch_size=0"]),
     (["train", "--latent-dim", "x"], ["latent_dim='x'"]),
+    (["train", "--r1-interval", "0"], ["r1_interval=0", "at least 1"]),
     (["generate", "--checkpoint", "no/run"], ["no/run"]),
     (["generate", "--checkpoint", "x", "--n", "0"], ["--n 0"]),
 ])
