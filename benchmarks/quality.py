@@ -126,6 +126,7 @@ RECIPES = {
     "seed+ttur": ("seed128", {"g_learning_rate": 2e-4}),
     "seed+lr2e-4": ("seed128", {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4}),
     "seed-dropout": ("seed128", {"d_dropout": 0.0}),
+    "seed+icnr": ("seed128", {"g_transpose_init": "icnr"}),
 }
 
 
@@ -164,7 +165,7 @@ def real_faces(args) -> None:
 
     from dcgan.data import load_real_images
     from dcgan.images import save_grid
-    from dcgan.metrics import mean_pairwise_distance, real_floor
+    from dcgan.metrics import checkerboard_energy, mean_pairwise_distance, real_floor
 
     data = lfw_folder(Path(tempfile.mkdtemp()) / "lfw") if args.data == "lfw" else args.data
     out = Path(args.out)
@@ -172,18 +173,22 @@ def real_faces(args) -> None:
     print(f"# {args.data}: {args.images} images seen per row, batch {args.batch_size}, "
           f"{keras.backend.backend()}, {os.cpu_count()} CPUs; SWD x1e3 (avg over levels; "
           "fakes and reals in halves, as the floor); diversity = mean pairwise distance of "
-          "16x16 thumbnails, fake / real")
+          "16x16 thumbnails, fake / real; checkerboard = % of spectral energy at the 2-pixel "
+          "period (EMA samples; real faces in the header)")
     print("| size | recipe | images seen | seconds | SWD EMA | SWD raw | floor | EMA / floor "
-          "| diversity EMA | grid |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| diversity EMA | checkerboard % | grid |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for size in [int(s) for s in args.sizes.split(",")]:
         for name in args.recipes.split(","):
             try:
                 config = recipe_config(name, size, data, args.batch_size)
             except Exception as error:  # e.g. a preset that cannot make this size
-                print(f"| {size} | {name} | - | - | - | - | - | - | - | {error} |", flush=True)
+                print(f"| {size} | {name} | - | - | - | - | - | - | - | - | {error} |", flush=True)
                 continue
             real = load_real_images(config)
+            if name == args.recipes.split(",")[0]:
+                print(f"| {size} | (real faces) | - | - | - | - | - | - | 1 | "
+                      f"{100 * checkerboard_energy(real):.2f} | - |", flush=True)
             half = len(real) // 2
             floor = real_floor(real)["swd_x1e3_avg"]
             steps = max(1, args.images // config.batch_size)
@@ -204,7 +209,8 @@ def real_faces(args) -> None:
             grid = out / f"{Path(str(args.data)).name}_{size}_{name.replace('+', '_')}.png"
             save_grid(grid, gan.generate(64, seed=1))
             print(f"| {size} | {name} | {steps * config.batch_size} | {seconds:.0f} | {ema:.1f} | "
-                  f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | {grid} |",
+                  f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | "
+                  f"{100 * checkerboard_energy(ema_fakes):.2f} | {grid} |",
                   flush=True)
 
 

@@ -26,10 +26,11 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dty
 SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 BEST_METRICS = ("swd", "fid")  # how the best generator is chosen (lower is better)
-LOSSES = ("bce", "hinge")  # bce: the seed's noisy-label cross-entropy; hinge: as with spectral norm
+LOSSES = ("bce", "hinge")
+TRANSPOSE_INITS = ("glorot_uniform", "icnr")  # the seed's upsampling kernels (models.ICNR)  # bce: the seed's noisy-label cross-entropy; hinge: as with spectral norm
 FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
                  "data_format": DATA_FORMATS, "precision": PRECISIONS, "best_metric": BEST_METRICS,
-                 "loss": LOSSES}
+                 "loss": LOSSES, "g_transpose_init": TRANSPOSE_INITS}
 
 
 def policy_names(text: str) -> tuple[str, ...]:
@@ -60,6 +61,9 @@ class Config:
     g_transpose_widths: tuple[int, ...] = (128, 128, 128, 64)
     g_conv_widths: tuple[int, ...] = (96, 96)
     g_transpose_kernel: int = 4
+    # the upsampling layers' initial kernels: Keras' glorot_uniform (the seed's) or "icnr"
+    # (every output phase starts with the same taps: no checkerboard at the start)
+    g_transpose_init: str = "glorot_uniform"
     g_conv_kernel: int = 3
     g_output_kernel: int = 5
     d_widths: tuple[int, ...] = (64, 128, 128, 256, 256)

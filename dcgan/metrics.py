@@ -191,3 +191,15 @@ def mean_pairwise_distance(images: np.ndarray, size: int = 16, seed: int = 0,
     a, b = rng.integers(0, len(grey), (2, pairs))
     keep = a != b
     return float(np.sqrt(((grey[a[keep]] - grey[b[keep]]) ** 2).mean(axis=(1, 2))).mean())
+
+
+def checkerboard_energy(images: np.ndarray) -> float:
+    """The share of an image set's spectral energy (grey, each image's mean removed) at the
+    highest frequency a pixel grid has, a period of 2 pixels along rows or columns: where
+    the checkerboard of transposed convolutions lives.  Photographs have little there."""
+    grey = np.asarray(images, np.float64).mean(axis=3)
+    grey -= grey.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    h, w = grey.shape[1:]
+    nyquist = power[:, h // 2, :].sum() + power[:, :, w // 2].sum() - power[:, h // 2, w // 2].sum()
+    return float(nyquist / max(power.sum(), 1e-12))

@@ -73,8 +73,9 @@ def _seed_generator(c: Config) -> keras.Model:
     n = len(c.g_transpose_widths)
     for i, width in enumerate(c.g_transpose_widths):
         stride = 2 if i >= n - upsamplings else 1
-        x = layers.Conv2DTranspose(width, c.g_transpose_kernel, strides=stride,
-                                   padding="same", name=f"up{i}")(x)
+        init = ICNR(stride) if stride > 1 and c.g_transpose_init == "icnr" else "glorot_uniform"
+        x = layers.Conv2DTranspose(width, c.g_transpose_kernel, strides=stride, padding="same",
+                                   kernel_initializer=init, name=f"up{i}")(x)
         x = layers.LeakyReLU(c.leaky_slope)(x)
     for i, width in enumerate(c.g_conv_widths):
         x = layers.Conv2D(width, c.g_conv_kernel, padding="same", name=f"conv{i}")(x)
@@ -83,6 +84,29 @@ def _seed_generator(c: Config) -> keras.Model:
     image = layers.Conv2D(3, c.g_output_kernel, padding="same", activation="tanh",
                           dtype="float32", name="to_rgb")(x)
     return keras.Model(z, image, name="generator")
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class ICNR(keras.initializers.Initializer):
+    """Checkerboard-free start for a strided Conv2DTranspose (Aitken et al. 2017, "ICNR"):
+    Keras' Glorot-uniform draw, with each `stride`x`stride` block of kernel taps set to one
+    value, so every output phase gets the same weights and the layer begins as
+    nearest-neighbour upsampling followed by a convolution.  Training then moves the taps
+    apart only as far as the loss asks."""
+
+    def __init__(self, stride=2, seed=None):
+        self.stride, self.seed = int(stride), seed
+
+    def __call__(self, shape, dtype=None):
+        s = self.stride
+        if shape[0] % s or shape[1] % s:
+            raise ValueError(f"ICNR needs a kernel divisible by the stride {s}, got {shape[:2]}")
+        full = keras.initializers.GlorotUniform(seed=self.seed)(shape, dtype)
+        taps = full[::s, ::s]  # one draw per block, at Glorot's scale for the whole kernel
+        return ops.repeat(ops.repeat(taps, s, axis=0), s, axis=1)
+
+    def get_config(self):
+        return {"stride": self.stride, "seed": self.seed}
 
 
 def _seed_discriminator(c: Config) -> keras.Model:
@@ -156,6 +180,9 @@ def _unit(x):
 
 
 def _seed_check(c: Config) -> tuple[str, str] | None:
+    if c.g_transpose_init == "icnr" and c.g_transpose_kernel % 2:
+        return "g_transpose_init", (f"icnr needs an even g_transpose_kernel (the stride, 2, "
+                                    f"divides it), not {c.g_transpose_kernel}")
     upsamplings = int(math.log2(c.image_size // 16))
     if upsamplings > len(c.g_transpose_widths):
         return "image_size", (f"needs {upsamplings} upsampling layers but g_transpose_widths "
