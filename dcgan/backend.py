@@ -88,6 +88,11 @@ def penalty_gradients(objective, inputs, penalty, variables, optimizer, active):
             grads = outer.gradient(loss, variables)
             return [z if g is None else tf.cast(g, z.dtype) for g, z in zip(grads, zeros)]
 
+        if replicas()[0] > 1:
+            # tf.distribute refuses a synchronisation point (synchronized BatchNorm) inside
+            # tf.cond: on several replicas the penalty is computed every step, kept when due.
+            keep = tf.cast(active, "float32")
+            return [g * tf.cast(keep, g.dtype) for g in compute()]
         return tf.cond(active, compute, lambda: zeros)
     if backend == "torch":
         import torch

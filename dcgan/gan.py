@@ -182,16 +182,18 @@ class DCGAN(keras.Model):
             real_targets, fake_targets = self.discriminator_targets(batch_size)
         d_loss_object = self.d_loss_object
 
+        real_seen = self._augment(real)  # what D sees of the real images (and R1 is taken at)
+
         def d_loss_fn():
             # Separate calls keep real and fake BatchNorm statistics apart (as Radford et al.).
-            real_logits = self.discriminator(self._augment(real), training=True)
+            real_logits = self.discriminator(real_seen, training=True)
             fake_logits = self.discriminator(self._augment(ops.stop_gradient(fake)), training=True)
             loss = d_loss_object(real_targets, real_logits) + d_loss_object(fake_targets, fake_logits)
             return loss, (real_logits, fake_logits)
 
         d_variables = self.discriminator.trainable_variables
         d_loss, (real_logits, fake_logits) = backend.gradient_step(
-            d_loss_fn, d_variables, self.d_optimizer, self._r1_gradients(real, d_variables))
+            d_loss_fn, d_variables, self.d_optimizer, self._r1_gradients(real_seen, d_variables))
 
         # Generator: trained to make the (updated) discriminator say "real", on the same
         # fakes (reuse_fakes, as pytorch/examples) or on fresh latents.
@@ -236,7 +238,8 @@ class DCGAN(keras.Model):
         return diff_augment(images, self.augment_policy, self.seed_generator, strength)
 
     def _r1_gradients(self, real, variables):
-        """The lazy R1 penalty's gradients for D's variables (None when it is off)."""
+        """The lazy R1 penalty's gradients for D's variables (None when it is off), at the
+        real images as D sees them (augmented, with the D step's own draws)."""
         if self.r1_gamma <= 0:
             return None
         replicas, _ = backend.replicas()
@@ -245,7 +248,7 @@ class DCGAN(keras.Model):
         weight = 0.5 * self.r1_gamma * self.r1_interval / replicas
 
         def objective(images):
-            logits = self.discriminator(self._augment(images), training=True)
+            logits = self.discriminator(images, training=True)
             return ops.sum(ops.cast(logits, "float32"))
 
         def penalty(grad):

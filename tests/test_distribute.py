@@ -55,10 +55,13 @@ from dcgan.training import build_gan, train
 root = sys.argv[1]
 # jit off: XLA and TensorFlow's own kernels round differently; XLA can't compile TF's
 # multi-device step, so both runs take the same path.
-# DiffAugment's draws are global too (each replica keeps its slice).
+# DiffAugment's draws are global too (each replica keeps its slice); so is adaptive p (from
+# all-reduced outputs), and the R1 penalty is the global batch's (JAX; on several TF replicas
+# it runs every step, so BatchNorm's statistics move on steps one device skips).
 base = Config.from_preset("demo", image_size=16, g_widths=(16, 8), batch_size=16, demo_images=64,
                           num_samples=4, jit_compile="auto" if sys.argv[2] == "jax" else "false",
-                          diffaugment="color,translation,cutout")
+                          diffaugment="color,translation,cutout", ada_target=0.3, ada_kimg=0.1,
+                          r1_gamma=1.0 if sys.argv[2] == "jax" else 0.0, r1_interval=2)
 one, h1 = train(base.replace(epochs=3, devices="1", out_dir=root + "/one"), progress=False)
 # 2 devices, then 1, then 2 again: resumed across device counts both ways.
 _, h2 = train(base.replace(epochs=1, devices="2", out_dir=root + "/two"), progress=False)
