@@ -66,7 +66,11 @@ again. `IF_RUN_EXISTS` says what happens to the run already in `RUN_NAME`: `resu
 (also what you want after a disconnect), `resume_changed` with the new settings, start a
 `new_run` beside it (`RUN_NAME-2`, ...), or `overwrite` it. Runs live on Google Drive by default,
 so a runtime reset loses nothing. Every cell calls the `dcgan` package; nothing here
-re-implements it."""),
+re-implements it.
+
+**Presets**: `seed128` is the model this project is named for (128x128); `faces64` is the recipe
+measured best on real face photos (DCGAN-64 with DiffAugment translation; see the README's "Real
+photos"); `dcgan64` is Radford et al.'s DCGAN as published; `demo` is small enough for a CPU."""),
     ("code", """#@title Setup: install the package and pick the Keras backend (Colab has the rest)
 REPO_URL = "{REPO_URL}"  #@param {type:"string"}
 PACKAGE = ""  #@param {type:"string"}
