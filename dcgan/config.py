@@ -26,8 +26,8 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")  # Keras dty
 SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 BEST_METRICS = ("swd", "fid")  # how the best generator is chosen (lower is better)
-LOSSES = ("bce", "hinge")
-TRANSPOSE_INITS = ("glorot_uniform", "icnr")  # the seed's upsampling kernels (models.ICNR)  # bce: the seed's noisy-label cross-entropy; hinge: as with spectral norm
+LOSSES = ("bce", "hinge")  # bce: the seed's noisy-label cross-entropy; hinge: as with spectral norm
+TRANSPOSE_INITS = ("glorot_uniform", "icnr")  # the seed's upsampling kernels (models.ICNR)
 FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
                  "data_format": DATA_FORMATS, "precision": PRECISIONS, "best_metric": BEST_METRICS,
                  "loss": LOSSES, "g_transpose_init": TRANSPOSE_INITS}
