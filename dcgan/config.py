@@ -201,7 +201,7 @@ class Config:
             raise bad("ada_target", "must be in [0, 1): 0 = off, e.g. 0.6")
         if self.ada_target > 0 and not policy_names(self.diffaugment):
             raise bad("ada_target", "adapts DiffAugment's strength: also set diffaugment "
-                      "(e.g. color,translation,cutout)")
+                      "(e.g. translation)")
         if not self.ada_kimg > 0:
             raise bad("ada_kimg", "must be positive (thousands of images for p to go 0 -> 1)")
         if self.best_images < 16:
