@@ -35,14 +35,17 @@ def test_the_real_face_table_has_a_row_and_a_grid_per_recipe(tmp_path, monkeypat
     args = argparse.Namespace(data="lfw", sizes="32", images=64, batch_size=32,
                               recipes="faces64,demo", out=str(tmp_path / "out"))
     quality.real_faces(args)
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 32 |")]
+    real, *rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 32 |")]
+    assert real.split("|")[2].strip() == "(real faces)"
+    assert 0 <= float(real.split("|")[10]) < 5  # real faces: little energy at the 2-pixel period
     assert [row.split("|")[2].strip() for row in rows] == ["faces64", "demo"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        seen, ema, raw, floor, ratio, diversity = (float(c) for c in cells[2:3] + cells[4:9])
+        seen, ema, raw, floor, ratio, diversity, checkerboard = (
+            float(c) for c in cells[2:3] + cells[4:10])
         assert seen == 64 and floor > 0 and ema > floor  # 64 images seen: far from the floor
         assert abs(ratio - ema / floor) < 0.01
-        assert 0 <= diversity < 2 and raw > 0
-        grid = np.asarray(Image.open(cells[9]))
+        assert 0 <= diversity < 2 and raw > 0 and 0 <= checkerboard <= 100
+        grid = np.asarray(Image.open(cells[10]))
         assert grid.shape[0] == grid.shape[1] == 8 * (32 + 2) + 2  # 64 faces, 8 x 8
     assert re.search(r"lfw_32_faces64\.png", rows[0])
