@@ -15,7 +15,7 @@ COLAB_VENV ?= .venv-colab
 # The tests that speak for a Colab user: the command line, the notebook, resume and re-runs.
 COLAB_TESTS ?= tests/test_cli.py tests/test_notebook.py tests/test_resume.py tests/test_rerun.py tests/test_hub.py
 
-.PHONY: demo test test-colab venv clean
+.PHONY: demo test test-colab venv clean browser
 
 # The demo needs requirements.txt only (TensorFlow); the tests also install JAX and
 # PyTorch (requirements-dev.txt: about 5 GB more, torch's wheel bundles CUDA libraries).
@@ -42,7 +42,7 @@ $(COLAB_VENV)/.installed: requirements-colab.txt pyproject.toml
 	$(COLAB_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-colab
 
@@ -50,6 +50,14 @@ test: $(VENV)/.installed-dev
 test-colab: $(COLAB_VENV)/.installed
 	@$(COLAB_VENV)/bin/python -c 'import sys, tensorflow, keras; print(f"Colab leg: Python {sys.version.split()[0]}, TensorFlow {tensorflow.__version__}, Keras {keras.__version__}")' 2>/dev/null
 	$(COLAB_VENV)/bin/python -m pytest -p no:cacheprovider $(COLAB_TESTS)
+
+# The web page's test drives the system's Chromium (never a downloaded browser): installed
+# with apt when missing and this is root on Debian/Ubuntu; otherwise that one test skips.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+	    { timeout 300 apt-get update -qq >/dev/null 2>&1 && timeout 600 apt-get install -y -qq --no-install-recommends \
+	      chromium chromium-driver >/dev/null 2>&1; }; } || echo "no chromium/chromedriver: the browser test will skip"; }
 
 clean:
 	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

@@ -62,6 +62,21 @@ def train_for(config: Config, seconds: float, steps: int = 0):
     return gan, untrained, limit.steps
 
 
+def train_in_stages(config: Config, milestones):
+    """Train one GAN through increasing numbers of steps; yield (gan, steps, seconds) at each,
+    so one run shows when a recipe gets somewhere (its optimizer state carries on)."""
+    keras.utils.set_random_seed(config.seed)
+    dataset, _ = make_dataset(config)
+    gan = build_gan(config)
+    done, seconds = 0, 0.0
+    for target in milestones:
+        start = time.perf_counter()
+        gan.fit(dataset, epochs=1, steps_per_epoch=target - done, verbose=0, shuffle=False)
+        seconds += time.perf_counter() - start
+        done = target
+        yield gan, done, seconds
+
+
 def backend_rows(args) -> None:
     """One row per backend: the same config, seed and number of steps, each backend in its own
     process; SWD of the EMA generator against the same held-out faces."""
@@ -126,6 +141,8 @@ RECIPES = {
     "seed+ttur": ("seed128", {"g_learning_rate": 2e-4}),
     "seed+lr2e-4": ("seed128", {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4}),
     "seed-dropout": ("seed128", {"d_dropout": 0.0}),
+    "seed+ttur-dropout": ("seed128", {"g_learning_rate": 2e-4, "d_dropout": 0.0}),
+    "seed+ema99": ("seed128", {"ema_decay": 0.99}),
     "seed+icnr": ("seed128", {"g_transpose_init": "icnr"}),
 }
 
@@ -170,6 +187,7 @@ def real_faces(args) -> None:
     data = lfw_folder(Path(tempfile.mkdtemp()) / "lfw") if args.data == "lfw" else args.data
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    budgets = [int(n) for n in str(args.images).split(",")]
     print(f"# {args.data}: {args.images} images seen per row, batch {args.batch_size}, "
           f"{keras.backend.backend()}, {os.cpu_count()} CPUs; SWD x1e3 (avg over levels; "
           "fakes and reals in halves, as the floor); diversity = mean pairwise distance of "
@@ -191,10 +209,7 @@ def real_faces(args) -> None:
                       f"{100 * checkerboard_energy(real):.2f} | - |", flush=True)
             half = len(real) // 2
             floor = real_floor(real)["swd_x1e3_avg"]
-            steps = max(1, args.images // config.batch_size)
-            start = time.perf_counter()
-            gan, _, steps = train_for(config, 0, steps=steps)
-            seconds = time.perf_counter() - start
+            milestones = sorted({max(1, images // config.batch_size) for images in budgets})
 
             def swd_of(generator):
                 fakes = fake_set(generator, 2 * half)
@@ -203,15 +218,18 @@ def real_faces(args) -> None:
                 return fakes, np.mean([sliced_wasserstein(h, f)["swd_x1e3_avg"] for h, f in
                                        zip(halves, (fakes[:half], fakes[half:]))])
 
-            ema_fakes, ema = swd_of(gan.sampling_generator)
-            _, raw = swd_of(gan.generator)
-            diversity = mean_pairwise_distance(ema_fakes) / mean_pairwise_distance(real)
-            grid = out / f"{Path(str(args.data)).name}_{size}_{name.replace('+', '_')}.png"
-            save_grid(grid, gan.generate(64, seed=1))
-            print(f"| {size} | {name} | {steps * config.batch_size} | {seconds:.0f} | {ema:.1f} | "
-                  f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | "
-                  f"{100 * checkerboard_energy(ema_fakes):.2f} | {grid} |",
-                  flush=True)
+            for gan, steps, seconds in train_in_stages(config, milestones):
+                ema_fakes, ema = swd_of(gan.sampling_generator)
+                _, raw = swd_of(gan.generator)
+                diversity = mean_pairwise_distance(ema_fakes) / mean_pairwise_distance(real)
+                seen = steps * config.batch_size
+                suffix = f"_{seen}" if len(milestones) > 1 else ""
+                grid = out / f"{Path(str(args.data)).name}_{size}_{name.replace('+', '_')}{suffix}.png"
+                save_grid(grid, gan.generate(64, seed=1))
+                print(f"| {size} | {name} | {seen} | {seconds:.0f} | {ema:.1f} | "
+                      f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | "
+                      f"{100 * checkerboard_energy(ema_fakes):.2f} | {grid} |",
+                      flush=True)
 
 
 def main() -> None:
@@ -225,7 +243,9 @@ def main() -> None:
     parser.add_argument("--data", default=None,
                         help="instead: real photos, 'lfw' (scikit-image's 100 faces) or any --data")
     parser.add_argument("--sizes", default="32,64", help="with --data: image sizes")
-    parser.add_argument("--images", type=int, default=15000, help="with --data: images seen per row")
+    parser.add_argument("--images", default="15000",
+                        help="with --data: images seen per row; a list (3000,6000,15000) scores "
+                             "one run of each recipe at each budget, so it shows when faces come")
     parser.add_argument("--batch-size", type=int, default=32, help="with --data: batch size")
     parser.add_argument("--recipes", default=",".join(RECIPES),
                         help=f"with --data: some of {', '.join(RECIPES)}")

@@ -1,4 +1,4 @@
-"""Command line: `python -m dcgan train|generate ...`.
+"""Command line: `python -m dcgan train|generate|interpolate|evaluate|nearest|compare|export|serve|download`.
 
 The CLI only parses arguments into a Config (or a checkpoint path) and calls
 the library; every user error becomes one line on stderr and exit code 2.
@@ -122,7 +122,46 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a local copy (or URL) of pt_inception-2015-12-05-6726825d.pth; "
                                "'untrained' for random weights (a smoke test, not a score)")
 
-    for command in (train, generate, walk, evaluate):
+    nearest = commands.add_parser(
+        "nearest", help="the training images closest to generated faces (a copying check)",
+        description=("For generated faces (seeds 0..n-1), the k closest training images, in one "
+                     "PNG: a row per face, closest first. Distances near 0 mean copies."))
+    _add_generator_flags(nearest)
+    nearest.add_argument("--data", default=None, help="images to search (default: the run's own data)")
+    nearest.add_argument("--n", type=int, default=8, help="generated faces (default: 8)")
+    nearest.add_argument("--k", type=int, default=4, help="nearest images per face (default: 4)")
+    nearest.add_argument("--out", default="nearest.png", help="output PNG (default: nearest.png)")
+
+    compare = commands.add_parser(
+        "compare", help="two runs side by side: grids, loss curves, settings that differ",
+        description=("Both runs' sample grids at the same epoch, their loss curves on one plot "
+                     "and the settings that differ, in one PNG."))
+    compare.add_argument("run_a", metavar="RUN_A")
+    compare.add_argument("run_b", metavar="RUN_B")
+    compare.add_argument("--epoch", type=int, default=None,
+                         help="the epoch to show (default: the latest both runs have)")
+    compare.add_argument("--out", default="compare.png", help="output PNG (default: compare.png)")
+
+    export = commands.add_parser(
+        "export", help="zip a run's generators, grids, GIF, log and config",
+        description=("One zip to take home: generators (.keras, the last and the best kept), "
+                     "sample grids, progress GIF, loss plot, log.csv, config.json; not the "
+                     "resumable checkpoints."))
+    export.add_argument("run", metavar="RUN")
+    export.add_argument("--out", default=None, help="the zip (default: RUN/NAME-results.zip)")
+
+    serve = commands.add_parser(
+        "serve", help="a web page of a generator's faces (seed, sliders, walk, download)",
+        description=("Serve a page to move through a trained generator's faces: seed, sliders, "
+                     "a walk between two seeds, truncation, download. A run still training can "
+                     "be served; newer generators are picked up as they are saved."))
+    serve.add_argument("--checkpoint", required=True, help="a run folder or a generator .keras file")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only; "
+                            "0.0.0.0 shares it on your network)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free one)")
+
+    for command in (train, generate, walk, evaluate, nearest, serve):
         command.add_argument(
             "--backend", default=None, choices=BACKENDS,
             help="Keras backend (default: $KERAS_BACKEND, else tensorflow); checkpoints and "
@@ -243,6 +282,44 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(summary(results))
 
 
+def _nearest(args: argparse.Namespace) -> None:
+    from dcgan.nearest import nearest_faces  # lazy: Keras
+
+    found = nearest_faces(args.checkpoint, data=args.data, n=args.n, k=args.k, out=args.out,
+                          ema=not args.raw, best=args.best)
+    closest = found.distances[:, 0]
+    print(f"wrote {len(closest)} faces and their {found.indices.shape[1]} nearest training images "
+          f"to {args.out}; nearest distances (RMS, images in [-1, 1]): "
+          + " ".join(f"{d:.3f}" for d in closest))
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from dcgan.compare import common_epoch, compare_runs
+
+    epoch = common_epoch(args.run_a, args.run_b, args.epoch)
+    compare_runs(args.run_a, args.run_b, epoch=epoch, out=args.out)
+    print(f"wrote {args.run_a} vs {args.run_b} at epoch {epoch} to {args.out}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from dcgan.export import export_members, export_run
+
+    out = export_run(args.run, args.out)
+    print(f"wrote {len(export_members(args.run))} files of {args.run} to {out}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from dcgan.serve import make_server  # lazy: Keras
+
+    server = make_server(args.checkpoint, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"serving faces of {args.checkpoint} at http://{host}:{port}/ (Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def _download(args: argparse.Namespace) -> None:
     print(CELEBA_LICENCE)
     folder = download_celeba(args.to, source=args.source, sha256=args.sha256,
@@ -261,14 +338,15 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "download":
+    if args.command not in ("download", "compare", "export"):
         quiet.filter_native_stderr()  # before Keras: no thread may exist when it forks
     _setup_logging()
     try:
-        if args.command != "download":
+        if args.command not in ("download", "compare", "export"):
             select_backend(args.backend)
         commands = {"train": _train, "generate": _generate, "interpolate": _interpolate,
-                    "evaluate": _evaluate, "download": _download}
+                    "evaluate": _evaluate, "download": _download, "nearest": _nearest,
+                    "compare": _compare, "export": _export, "serve": _serve}
         commands[args.command](args)
     except DcganError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -276,5 +276,88 @@ def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_t
     return {k: str(v) for k, v in files.items()}
 
 
+# ------------------------------------------------------------- looking at a trained run
+def explore(run: str | os.PathLike, directions: int = 32):
+    """The latent explorer (seed, walk, truncation, one slider per direction); see dcgan.widgets."""
+    from dcgan.widgets import explore as show_explorer
+
+    return show_explorer(run, directions)
+
+
+def compare(run_a: str | os.PathLike, run_b: str | os.PathLike, epoch: int | None = None) -> str:
+    """Two runs side by side (grids at one epoch, loss curves, the settings that differ),
+    shown and saved as compare.png beside run A; return its path."""
+    from dcgan.compare import compare_runs
+
+    out = compare_runs(run_a, run_b, epoch, out=Path(run_a) / "compare.png")
+    show_image(out, None)
+    return str(out)
+
+
+def nearest(run: str | os.PathLike, n: int = 6, k: int = 5, best: bool = True) -> str:
+    """Generated faces beside their nearest training images (is it copying?); return the PNG."""
+    from dcgan.evaluate import read_best
+    from dcgan.nearest import nearest_faces
+
+    out = RunPaths(run).root / "nearest.png"
+    found = nearest_faces(run, n=n, k=k, out=out, best=best and read_best(RunPaths(run)) is not None)
+    show_image(out, "each row: a generated face, then its nearest training images")
+    print("nearest distances (RMS, images in [-1, 1]; near 0 = a copy): "
+          + " ".join(f"{d:.3f}" for d in found.distances[:, 0]))
+    return str(out)
+
+
+def score(run: str | os.PathLike, metrics: str = "fid,kid", n: int = 10_000, best: bool = True) -> dict:
+    """FID/KID (the standard FID Inception, downloaded once) or SWD of the best (or last)
+    generator against the run's data, each beside its real-vs-real floor; return the results."""
+    from dcgan.evaluate import evaluate, read_best, summary
+
+    use_best = best and read_best(RunPaths(run)) is not None
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    print(f"scoring the {'best' if use_best else 'last'} generator of {run}: {', '.join(names)} "
+          f"on {n} generated and {n} real images ...", flush=True)
+    results = evaluate(run, metrics=names, n=n, best=use_best)
+    print(summary(results))
+    return results
+
+
+def take_home(run: str | os.PathLike) -> str:
+    """Zip the run's generators, grids, GIF, log and config (dcgan.export); offer the zip for
+    download on Colab, show a link elsewhere; return its path."""
+    from dcgan.export import export_members, export_run
+
+    out = export_run(run)
+    print(f"{out}: {len(export_members(run))} files, {out.stat().st_size / 1e6:.1f} MB")
+    if in_colab():
+        from google.colab import files  # type: ignore[import-not-found]
+
+        files.download(str(out))
+    else:
+        from IPython.display import FileLink, display
+
+        display(FileLink(str(out)))
+    return str(out)
+
+
+def share(run: str | os.PathLike, port: int = 0):
+    """Serve the run's web page (dcgan.serve) from this kernel and show it: inline (and with a
+    link through Colab's proxy) on Colab, as an inline frame elsewhere; return (server, url)."""
+    from dcgan.serve import serve_in_background
+
+    server, url = serve_in_background(run, port=port)
+    port = server.server_address[1]
+    if in_colab():
+        from google.colab import output  # type: ignore[import-not-found]
+
+        url = output.eval_js(f"google.colab.kernel.proxyPort({port})")
+        output.serve_kernel_port_as_iframe(port, height=720)
+    else:
+        from IPython.display import IFrame, display
+
+        display(IFrame(url, width="100%", height=720))
+    print(f"the page: {url} (served by this notebook's kernel while it runs)")
+    return server, url
+
+
 if in_notebook():
     attach_to_kernel()
