@@ -284,12 +284,22 @@ def explore(run: str | os.PathLike, directions: int = 32):
     return show_explorer(run, directions)
 
 
-def compare(run_a: str | os.PathLike, run_b: str | os.PathLike, epoch: int | None = None) -> str:
-    """Two runs side by side (grids at one epoch, loss curves, the settings that differ),
-    shown and saved as compare.png beside run A; return its path."""
+def compare(run: str | os.PathLike, other: str = "", epoch: int = 0) -> str | None:
+    """`run` beside `other` (a run folder, or a run's name beside `run`): both grids at one
+    epoch (0: the latest both have), their loss curves and the settings that differ; shown and
+    saved as compare.png in `run`; return its path.  Without `other`, one line naming the runs
+    there are to compare with."""
     from dcgan.compare import compare_runs
 
-    out = compare_runs(run_a, run_b, epoch, out=Path(run_a) / "compare.png")
+    root = Path(run).parent
+    if not other:
+        others = sorted(p.parent.name for p in root.glob("*/config.json")
+                        if p.parent.resolve() != Path(run).resolve())
+        print("COMPARE_WITH: name another run to compare with"
+              + (f" (beside this one: {', '.join(others)})" if others else " (none beside this one yet)"))
+        return None
+    other_path = Path(other) if ("/" in str(other) or Path(other).is_absolute()) else root / other
+    out = compare_runs(run, other_path, epoch or None, out=Path(run) / "compare.png")
     show_image(out, None)
     return str(out)
 

@@ -128,7 +128,33 @@ nb.show_models(config)"""),
     ("code", """#@title Train: a live view of the newest faces, the curves and the time left
 RUN = nb.train(config, IF_RUN_EXISTS)"""),
     ("code", """#@title Results (needs only the run folder: works in a fresh runtime after Setup and Drive)
-results = nb.show_results(nb.run_folder(OUT_ROOT, RUN_NAME))"""),
+RUN_FOLDER = nb.run_folder(OUT_ROOT, RUN_NAME)
+results = nb.show_results(RUN_FOLDER)"""),
+    ("markdown", """## Look at it, compare, share
+
+Each cell below needs only the run folder. The explorer redraws a face as you move a seed, a
+walk to a second seed, truncation or one slider per latent direction; *Compare* puts this run
+beside another (grids at one epoch, loss curves, the settings that differ); *Nearest* shows
+whether generated faces copy training photos; *Score* gives FID/KID with the standard FID
+network (its weights are downloaded once); *Take home* zips generators, grids, GIF, log and
+config; *Share* serves a web page of the faces from this runtime."""),
+    ("code", """#@title Explore the latent space (seed, walk, truncation, sliders)
+explorer = nb.explore(RUN_FOLDER)"""),
+    ("code", """#@title Compare with another run (its RUN_NAME, beside this one)
+COMPARE_WITH = ""  #@param {type:"string"}
+COMPARE_EPOCH = 0  #@param {type:"integer"}
+nb.compare(RUN_FOLDER, COMPARE_WITH, COMPARE_EPOCH)"""),
+    ("code", """#@title Nearest training images: is it drawing new faces or copying?
+nb.nearest(RUN_FOLDER)"""),
+    ("code", """#@title Score (FID/KID: minutes on a GPU; compare FID only at equal SCORE_IMAGES)
+SCORE = False  #@param {type:"boolean"}
+SCORE_METRICS = "fid,kid"  #@param ["fid,kid", "fid", "swd"]
+SCORE_IMAGES = 10000  #@param {type:"integer"}
+scores = nb.score(RUN_FOLDER, SCORE_METRICS, SCORE_IMAGES) if SCORE else print("SCORE is off")"""),
+    ("code", """#@title Take home: one zip of generators, grids, GIF, log and config
+ZIP = nb.take_home(RUN_FOLDER)"""),
+    ("code", """#@title Share: a web page of the faces, served from this runtime
+server, URL = nb.share(RUN_FOLDER)"""),
 ]
 
 

@@ -70,6 +70,10 @@ def _notebook(backend, epochs, extra=""):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     setup = next(c for c in notebook.cells if 'BACKEND = "auto"' in c.source)
     setup.source = setup.source.replace('BACKEND = "auto"', f'BACKEND = "{backend}"')
+    scoring = next(c for c in notebook.cells if "SCORE = False" in c.source)
+    scoring.source = (scoring.source.replace("SCORE = False", "SCORE = True")
+                      .replace('SCORE_METRICS = "fid,kid"', 'SCORE_METRICS = "swd"')
+                      .replace("SCORE_IMAGES = 10000", "SCORE_IMAGES = 64"))
     index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
     injected = nbformat.v4.new_code_cell(_overrides(epochs, extra))
     injected.metadata["tags"] = ["injected-parameters"]
@@ -131,6 +135,19 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, k
     assert "epoch 1/1 done" in views[0]["data"]["text/html"]
     images = sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", []))
     assert images >= 4  # real images, losses, faces, walk
+    # The cells after Results: explorer widget, compare's hint, nearest, score, zip, web page.
+    def cell_with(text):
+        return next(c for c in notebook.cells if text in c.source)
+
+    widgets = [o for o in cell_with("nb.explore(").outputs
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1
+    assert "COMPARE_WITH: name another run" in _texts(cell_with("nb.compare("))
+    assert (run / "nearest.png").exists() and "nearest distances" in _texts(cell_with("nb.nearest("))
+    assert re.search(r"SWDx1e3 [\d.]+ \(real-vs-real [\d.]+\) on 64 images", _texts(cell_with("nb.score(")))
+    assert (run / "nbtest-results.zip").exists()
+    page = re.search(r"the page: (http://127\.0\.0\.1:\d+/)", _texts(cell_with("nb.share(")))
+    assert page, _texts(cell_with("nb.share("))
     rerun = _execute(tmp_path, epochs=2, backend=backend)  # a re-run continues the same run
     rows = (run / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
