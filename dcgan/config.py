@@ -131,6 +131,9 @@ class Config:
     epochs: int = 25
     steps_per_epoch: int = 0  # 0: one pass over the data
     seed: int = 0
+    # a new run's generator starts from this trained one (a .keras file, a run folder, a URL
+    # or a released name: dcgan.pretrained); "" = from scratch.  Same layers and sizes needed.
+    init_from: str = ""
     data: str = "demo"  # "demo", a folder, a .zip/.tar archive, a glob, .parquet files, hf:ORG/NAME
     crop: int = -1  # centred square before resizing: -1 auto (CelebA 108/140 px), 0 short side, N px
     split: str = "all"  # CelebA's official split (all, train, valid, test)
@@ -297,7 +300,7 @@ class Config:
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
                      "eval_every", "eval_images", "jit_compile", "data_format", "precision",
                      "steps_per_execution", "devices", "best_every", "best_metric", "best_images",
-                     "patience")
+                     "patience", "init_from")
 
 
 def field_types() -> dict[str, type]:

@@ -57,6 +57,10 @@ class FaceExplorer:
     CheckpointError naming what is missing, and the explorer keeps working once one appears."""
 
     def __init__(self, checkpoint: str | Path, directions: int = 32):
+        from dcgan.pretrained import fetch_generator, is_remote
+
+        if is_remote(checkpoint):
+            checkpoint = fetch_generator(str(checkpoint))
         self.checkpoint = Path(checkpoint)
         if not self.checkpoint.exists():
             raise CheckpointError(f"{checkpoint}: no such run folder or .keras file")

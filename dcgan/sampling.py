@@ -14,11 +14,18 @@ from dcgan.run import RunPaths
 
 
 def load_generator(checkpoint: str | Path, ema: bool = True, best: bool = False) -> keras.Model:
-    """Load a generator from a run folder, its `checkpoints/` folder or a `.keras` file.
+    """Load a generator from a run folder, its `checkpoints/` folder, a `.keras` file, or a
+    released name or http(s) URL of one (dcgan.pretrained).
 
     In a folder, the EMA generator (`generator_ema.keras`) is preferred unless `ema=False`;
     `best`: the best-scoring one kept during training (`checkpoints/best/`), not the last.
     """
+    from dcgan.pretrained import fetch_generator, is_remote
+
+    if is_remote(checkpoint):  # a released name or a URL: downloaded once, sha256-checked
+        if best:
+            raise CheckpointError(f"{checkpoint}: --best needs a run folder, not a single generator")
+        checkpoint = fetch_generator(str(checkpoint))
     path = Path(checkpoint)
     if best:
         path = RunPaths(path).best

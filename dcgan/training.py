@@ -122,6 +122,28 @@ def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
     return gan
 
 
+def start_from(gan: DCGAN, spec: str) -> None:
+    """Give `gan`'s generator (and its EMA) the weights of the trained generator `spec` (a
+    .keras file, a run folder, a URL or a released name); one line if the layers differ."""
+    from dcgan.sampling import load_generator
+
+    trained = load_generator(spec)
+    want = [tuple(w.shape) for w in gan.generator.weights]
+    have = [tuple(w.shape) for w in trained.weights]
+    if want != have:
+        raise CheckpointError(
+            f"--init-from {spec}: its generator ({int(trained.input_shape[-1])}-d latent, "
+            f"{trained.output_shape[1]}x{trained.output_shape[2]}, {len(have)} weights) does not fit "
+            f"this config's ({int(gan.generator.input_shape[-1])}-d latent, "
+            f"{gan.generator.output_shape[1]}x{gan.generator.output_shape[2]}, {len(want)} weights); "
+            "use the preset and sizes it was trained with")
+    weights = trained.get_weights()
+    gan.generator.set_weights(weights)
+    if gan.ema_generator is not None:
+        gan.ema_generator.set_weights(weights)
+    log.info("the generator starts from %s (the discriminator from scratch)", spec)
+
+
 def _live_view(paths: RunPaths, config: Config, steps: int):
     from dcgan.live import LiveView  # lazy: IPython, only in a notebook
 
@@ -195,6 +217,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
             log.info("%s has already trained %d of %d epochs; pass --epochs N to go on",
                      paths.root, initial_epoch, config.epochs)
             return gan, None
+    elif config.init_from:
+        start_from(gan, config.init_from)
     images = open_images(config)  # once: opening a large source stats every file
     dataset, count = make_dataset(config, first_epoch=initial_epoch, images=images,
                                   shard=data_shard())

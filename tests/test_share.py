@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny(out, **changes):
-    return Config.from_preset("demo", image_size=16, g_widths=(32, 16), batch_size=16, demo_images=64,
-                              num_samples=9, out_dir=str(out), **changes)
+    values = dict(image_size=16, g_widths=(32, 16), batch_size=16, demo_images=64, num_samples=9,
+                  out_dir=str(out))
+    return Config.from_preset("demo", **{**values, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +318,84 @@ def test_serve_cli_errors_are_one_line(tmp_path):
     result = _cli("serve", "--checkpoint", str(tmp_path / "missing"), cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "no such run folder" in result.stderr
+
+
+# ---------------------------------------------------------------- pretrained generators
+@pytest.fixture
+def release(runs, tmp_path, monkeypatch):
+    """A generator .keras served on 127.0.0.1, as a release would be; counts the downloads."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(runs[0] / "checkpoints" / "generator_ema.keras", served / "generator.keras")
+    downloads = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            downloads.append(self.path)
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    digest = hashlib.sha256((served / "generator.keras").read_bytes()).hexdigest()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/generator.keras", digest, downloads
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, release, tmp_path):
+    from dcgan.errors import CheckpointError
+    from dcgan.gan import generate_images
+    from dcgan.pretrained import load_pretrained
+    from dcgan.sampling import load_generator, seed_latents
+
+    url, digest, downloads = release
+    generator, path = load_pretrained(f"{url}#sha256={digest}")
+    assert path.is_file() and str(tmp_path / "cache" / "pretrained") in str(path)
+    z = seed_latents([3], 32)
+    original = load_generator(runs[0])
+    assert np.array_equal(generate_images(generator, z), generate_images(original, z))
+    load_pretrained(f"{url}#sha256={digest}")
+    assert downloads == ["/generator.keras"]  # cached: downloaded once
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_pretrained(f"{url}#sha256={'0' * 64}")
+    assert (path.parent / "generator.keras").is_file()  # a bad checksum keeps the good copy
+    with pytest.raises(CheckpointError, match="nor a released generator"):
+        load_pretrained("celeba128")
+    # the CLI takes the URL wherever it takes a checkpoint
+    result = _cli("generate", "--checkpoint", f"{url}#sha256={digest}", "--n", "4", "--out", "f.png",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "f.png").size == (2 * 18 + 2, 2 * 18 + 2)
+
+
+def test_a_new_run_can_start_from_a_trained_generator(runs, release, tmp_path):
+    from dcgan.errors import CheckpointError
+    from dcgan.sampling import load_generator
+    from dcgan.training import build_gan, start_from
+
+    url, digest, _ = release
+    gan = build_gan(_tiny(tmp_path / "fine"))
+    start_from(gan, f"{url}#sha256={digest}")
+    trained = load_generator(runs[0])
+    for mine, theirs in zip(gan.generator.get_weights(), trained.get_weights(), strict=True):
+        assert np.array_equal(mine, theirs)
+    for mine, theirs in zip(gan.ema_generator.get_weights(), trained.get_weights(), strict=True):
+        assert np.array_equal(mine, theirs)
+    wider = build_gan(_tiny(tmp_path / "wide", g_widths=(64, 16)))
+    with pytest.raises(CheckpointError, match="does not fit this config"):
+        start_from(wider, str(runs[0]))
+    result = _cli("train", "--preset", "demo", "--image-size", "16", "--g-widths", "32,16",
+                  "--batch-size", "16", "--demo-images", "64", "--num-samples", "9", "--epochs", "1",
+                  "--init-from", str(runs[0]), "--out", "fine", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"the generator starts from {runs[0]}" in result.stderr
+    assert Config.from_json(tmp_path / "fine" / "config.json").init_from == str(runs[0])
