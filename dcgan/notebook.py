@@ -349,6 +349,19 @@ def take_home(run: str | os.PathLike) -> str:
     return str(out)
 
 
+def load_pretrained(name_or_url: str, n: int = 16) -> str:
+    """Fetch a released generator (a name or an http(s) URL of a .keras file, `#sha256=HEX`
+    checked; downloaded once, loaded safely) and show `n` of its faces; return its local path,
+    which explore/share take, and which `init_from` fine-tunes from."""
+    from dcgan.pretrained import load_pretrained as fetch_and_load
+
+    _, path = fetch_and_load(name_or_url)
+    out = Path(path).with_name("faces.png")
+    generate(path, n=n, seed=0, out=out)
+    show_image(out, f"faces from {name_or_url}")
+    return str(path)
+
+
 def share(run: str | os.PathLike, port: int = 0):
     """Serve the run's web page (dcgan.serve) from this kernel and show it: inline (and with a
     link through Colab's proxy) on Colab, as an inline frame elsewhere; return (server, url)."""

@@ -370,6 +370,10 @@ def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, re
     assert (path.parent / "generator.keras").is_file()  # a bad checksum keeps the good copy
     with pytest.raises(CheckpointError, match="nor a released generator"):
         load_pretrained("celeba128")
+    from dcgan import notebook as nb
+
+    assert nb.load_pretrained(f"{url}#sha256={digest}") == str(path)  # the notebook's cell
+    assert path.with_name("faces.png").is_file()
     # the CLI takes the URL wherever it takes a checkpoint
     result = _cli("generate", "--checkpoint", f"{url}#sha256={digest}", "--n", "4", "--out", "f.png",
                   cwd=tmp_path)
