@@ -161,8 +161,8 @@ def evaluate_images(real: np.ndarray, fake: np.ndarray, metrics=("swd",), floor:
         from dcgan.inception import feature_network  # Keras: only when FID/KID are asked for
 
         network = feature_network(fid_network, inception_weights)
-        real_f, fake_f = network.features(real), network.features(fake)
-        floor_f = network.features(floor) if floor is not None else None
+        real_f, fake_f = network.features(real, label="real"), network.features(fake, label="generated")
+        floor_f = network.features(floor, label="second real set") if floor is not None else None
         results["fid_network"], results["fid_comparable"] = network.name, network.comparable
         if "fid" in metrics:
             results["fid"] = round(frechet_distance(real_f, fake_f), 4)

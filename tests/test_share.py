@@ -403,3 +403,13 @@ def test_a_new_run_can_start_from_a_trained_generator(runs, release, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"the generator starts from {runs[0]}" in result.stderr
     assert Config.from_json(tmp_path / "fine" / "config.json").init_from == str(runs[0])
+
+
+def test_without_ipywidgets_the_explorer_is_one_line_and_a_grid(runs, monkeypatch, capsys):
+    from dcgan.widgets import explore
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if it were not installed
+    assert explore(runs[1]) is None
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "the latent explorer needs ipywidgets (pip install ipywidgets); a static grid instead")
+    assert Image.open(runs[1] / "faces.png").size == (4 * 18 + 2, 4 * 18 + 2)
