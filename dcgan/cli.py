@@ -54,8 +54,16 @@ def _add_generator_flags(parser: argparse.ArgumentParser) -> None:
                              "(RUN/checkpoints/best/), not the last one")
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `error:` line like every other error (the usage
+    stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="python -m dcgan", description="Train deep convolutional GANs that draw faces.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

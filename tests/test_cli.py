@@ -32,7 +32,7 @@ def run_cli(*args, cwd):
 
 
 def assert_one_line_error(result, *words):
-    assert result.returncode != 0
+    assert result.returncode == 2, (result.returncode, result.stderr)  # the README's promise
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
@@ -238,3 +238,14 @@ def test_switching_backend_after_keras_loaded_is_one_clear_error():
     other = "jax" if running != "jax" else "torch"
     with pytest.raises(DcganError, match=f"already running on {running}.*restart"):
         select_backend(other)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--preset", "nope"], ["--preset", "invalid choice: 'nope'", "train --help"]),
+    (["generate", "--checkpoint", "x", "--n", "many"], ["--n", "invalid int value"]),
+    ([], ["COMMAND"]),
+])
+def test_bad_arguments_are_one_line_without_the_usage_block(tmp_path, args, words):
+    result = run_cli(*args, cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert result.stderr.count("\n") == 1 and "usage:" not in result.stderr
