@@ -43,30 +43,34 @@ def make_celeba_like(folder: Path, count: int) -> None:
 
 
 def child(args) -> None:
-    """Runs in a fresh process: build the cache (epoch 1), then read one epoch from it."""
-    import tensorflow as tf
+    """Runs in a fresh process: build the cache (epoch 1), then read one epoch from it, as
+    training reads it on the current Keras backend (tf.data on TensorFlow, else a PyDataset)."""
+    import keras
 
     from dcgan.cache import open_cache
+    from dcgan.data import batches as make_batches
     from dcgan.data import resolve_crop
     from dcgan.sources import open_source
 
-    tf.constant(0)  # load TensorFlow before measuring
+    keras.ops.zeros(1)  # load the backend before measuring
     source = open_source(args.data)
     source.entries = source.entries[:args.count]
     crop = resolve_crop(_config(args), source.is_celeba or args.celeba_crop)
     start = time.perf_counter()
     cache = open_cache(source, args.size, crop, args.cache, progress=False)
     first = time.perf_counter() - start
-    from dcgan.data import batches
-
-    epoch = batches(cache, args.batch, seed=0).take(cache.count // args.batch)
-    batches = 0
+    batch = min(args.batch, cache.count)
+    dataset, steps = make_batches(cache, batch, seed=0), cache.count // batch
     start = time.perf_counter()
-    for _ in epoch:
-        batches += 1
+    if hasattr(dataset, "take"):  # tf.data
+        for _ in dataset.take(steps):
+            pass
+    else:  # keras.utils.PyDataset
+        for b in range(steps):
+            dataset[b]
     later = time.perf_counter() - start
     print(json.dumps({"count": cache.count, "first": cache.count / first,
-                      "cached": batches * args.batch / later,
+                      "cached": steps * batch / later,
                       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "cache_mb": cache.path.stat().st_size / 2**20}))
 

@@ -166,6 +166,28 @@ def _variants(args) -> list[dict]:
     return variants
 
 
+def measure(preset: str, steps: int, backend: str | None = None, batch: int | None = None,
+            rounds: int = 3) -> dict:
+    """Training img/s of one preset on one backend (default: $KERAS_BACKEND, else TensorFlow),
+    in a worker process as the table's rows are: median of `rounds` runs of `steps` steps."""
+    from dcgan.config import Config
+
+    backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    spec = {"preset": preset, "batch": batch or Config.from_preset(preset).batch_size,
+            "steps": steps, "backend": backend, "jit": "auto", "options": {}, "precision": "auto",
+            "devices": "auto", "simulate": 0, "label": f"{preset}, {backend}"}
+    process = _start(spec)
+    spec["info"] = _read(process, spec["label"])
+    seconds = []
+    for _ in range(rounds):
+        process.stdin.write(f"{steps}\n")
+        process.stdin.flush()
+        seconds.append(_read(process, spec["label"])["seconds"])
+    process.stdin.close()
+    process.wait()
+    return {"img/s": steps * spec["batch"] / statistics.median(seconds), **spec["info"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")

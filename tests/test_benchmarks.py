@@ -1,0 +1,49 @@
+"""Every script under benchmarks/ runs end to end at tiny sizes and prints its table, so a
+command the README cites cannot silently break (the numbers themselves are not checked here)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script, *args, backend="torch", timeout=420):
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 2, result.stdout  # a header and at least one row
+    return rows
+
+
+def test_input_pipeline(tmp_path):
+    rows = _run("input_pipeline.py", "--preset", "demo", "--images", "16,32", "--train-steps", "1")
+    assert [r.split("|")[1].strip() for r in rows[1:]] == ["16", "32"]
+
+
+def test_train_speed_with_the_pytorch_peer():
+    rows = _run("train_speed.py", "--presets", "demo,dcgan64", "--backends", "torch", "--rounds", "1",
+                "--steps", "1", "--batch-size", "4")
+    assert any("plain PyTorch" in r for r in rows)
+
+
+def test_checkpoint_size():
+    rows = _run("checkpoint_size.py", "--presets", "demo", "--repeats", "1")
+    assert "demo" in rows[1]
+
+
+def test_explore_speed():
+    rows = _run("explore_speed.py", "--presets", "demo", "--redraws", "2")
+    assert rows[1].split("|")[1].strip() == "demo"
+
+
+@pytest.mark.parametrize("args", [["--seconds", "3", "--n", "32"],
+                                  ["--recipes", "demo", "--seconds", "3", "--n", "32"],
+                                  ["--backends", "torch", "--steps", "2", "--n", "32"]])
+def test_quality_modes(args):
+    _run("quality.py", *args)
