@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (train, generate, walk, evaluate, nearest, serve):
         command.add_argument(
             "--backend", default=None, choices=BACKENDS,
-            help="Keras backend (default: $KERAS_BACKEND, else tensorflow); checkpoints and "
-                 ".keras files work on every backend")
+            help="Keras backend (default: $KERAS_BACKEND; else JAX on a TPU host, else the first "
+                 "installed of tensorflow, jax, torch); checkpoints and .keras files work on "
+                 "every backend")
 
     download = commands.add_parser(
         "download", help="fetch a data set (CelebA)",

@@ -75,7 +75,7 @@ try:
 except ConfigError as e:
     odd = str(e)
 print(json.dumps({
-    "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(weights(one), weights(two))),
+    "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(weights(one), weights(two), strict=True)),
     "losses": [h1.history["d_loss"][0], h2.history["d_loss"][0]],
     "resolved": json.load(open(root + "/two/environment.json"))["resolved"]["devices"],
     "odd_batch": odd,
@@ -234,7 +234,7 @@ def test_two_processes_on_localhost_survive_a_kill_and_train_what_one_does(backe
         one, two = (keras.saving.load_model(tmp_path / run / "checkpoints" / f"{network}.keras")
                     for run in ("one", "two"))
         assert max(float(np.abs(a - b).max())
-                   for a, b in zip(one.get_weights(), two.get_weights())) < 1e-5
+                   for a, b in zip(one.get_weights(), two.get_weights(), strict=True)) < 1e-5
     meta = json.loads((list_checkpoints(checkpoints)[-1] / "meta.json").read_text())
     assert meta["epoch"] == epochs and meta["d_steps"] == epochs * 8
     environment = json.loads((tmp_path / "two" / "environment.json").read_text())

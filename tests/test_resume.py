@@ -46,7 +46,7 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tiny_demo,
                              progress=False)
     assert history.epoch == [1, 2]  # epoch numbering continues
     assert int(_value(resumed.d_optimizer.iterations)) == 3 * 4  # 64 images / 16 per batch
-    for a, b in zip(_state(straight), _state(resumed)):
+    for a, b in zip(_state(straight), _state(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2", "3"]  # the log continues
@@ -73,7 +73,7 @@ def test_a_checkpoint_holds_the_whole_state_and_old_ones_are_pruned(tiny_demo, t
     # Restoring into fresh models gives back every weight, optimizer moment and RNG state.
     fresh = build_gan(config.replace(seed=123))
     restore_checkpoint(final, fresh)
-    for a, b in zip(_state(gan), _state(fresh)):
+    for a, b in zip(_state(gan), _state(fresh), strict=True):
         np.testing.assert_array_equal(a, b)
     environment = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert environment["keras"] and environment["device"]
@@ -249,7 +249,7 @@ def test_sigkill_mid_epoch_and_mid_save_then_resume(tmp_path):
     with np.load(latest / "state.npz") as saved:
         expected = [saved[k] for k in sorted(saved.files) if k.startswith("generator/")]
     assert len(expected) == len(seen["generator"])
-    for a, b in zip(expected, seen["generator"]):
+    for a, b in zip(expected, seen["generator"], strict=True):
         np.testing.assert_array_equal(a, b)
     assert not any(p.name.startswith(".ckpt-") for p in folder.iterdir())  # stale partial removed
 
@@ -262,12 +262,19 @@ def test_periodic_evaluation_logs_swd(tiny_demo, tmp_path):
     assert all(r["swd"]["swd_x1e3_avg"] > 0 and r["n_fake"] == 32 for r in records)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None,
-                    reason="TensorBoard is installed here")
-def test_tensorboard_without_the_package_is_one_clear_line(tiny_demo, tmp_path):
+def test_tensorboard_without_the_package_is_one_clear_line(tiny_demo, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # hidden, as if never installed
+    assert importlib.util.find_spec("tensorboard") is None
     with pytest.raises(ConfigError, match="pip install tensorboard"):
         train(_small(tiny_demo, tensorboard=True, out_dir=str(tmp_path / "run")), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_tensorboard_true_writes_an_events_file(tiny_demo, tmp_path):
+    pytest.importorskip("tensorboard")
+    train(_small(tiny_demo, epochs=1, tensorboard=True, out_dir=str(tmp_path / "run")), progress=False)
+    events = list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
 
 
 def _to_old_format(checkpoint, config):
@@ -294,7 +301,7 @@ def test_a_run_saved_in_the_old_tensorflow_format_still_resumes(tiny_demo, tmp_p
     saved = _to_old_format(checkpoint, config)
     fresh = build_gan(config)
     restore_checkpoint(checkpoint, fresh)
-    for a, b in zip(saved, _state(fresh)):
+    for a, b in zip(saved, _state(fresh), strict=True):
         np.testing.assert_array_equal(a, b)
     _, history = train(config.replace(epochs=2), resume=True, progress=False)
     assert history.epoch == [1]
