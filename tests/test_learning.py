@@ -40,22 +40,38 @@ def _swd_before_and_after_training(config):
 
     untrained = swd(gan.generator)
     gan.fit(dataset, epochs=1, steps_per_epoch=600, verbose=0)
-    return untrained, swd(gan.generator), swd(gan.ema_generator)
+    return untrained, swd(gan.generator), swd(gan.ema_generator), gan, held_out
 
 
 @pytest.mark.backends
 def test_gan_regression_swd_drops_well_below_the_untrained_generator(tiny_demo):
-    """Fails if the label convention, the optimizer wiring or the data scaling breaks."""
+    """Fails if the label convention or the optimizer wiring breaks; and, since SWD normalises
+    each channel (blind to a shifted or squashed value range), if the data scaling breaks."""
+    from dcgan.evaluate import fake_set
+
     config = tiny_demo.replace(demo_images=2048, batch_size=32, g_widths=(64, 32))
-    untrained, trained, ema = _swd_before_and_after_training(config)
+    untrained, trained, ema, gan, held_out = _swd_before_and_after_training(config)
     assert trained < 0.5 * untrained, (untrained, trained)
     assert ema < 0.5 * untrained, (untrained, ema)
+    fakes = fake_set(gan.ema_generator, 256).astype(np.float32)
+    real = held_out.astype(np.float32)
+    # the faces' brightness and contrast per channel, in uint8 levels
+    assert np.abs(fakes.mean((0, 1, 2)) - real.mean((0, 1, 2))).max() < 20
+    assert 0.4 < (fakes.std((0, 1, 2)) / real.std((0, 1, 2))).min() <= (
+        fakes.std((0, 1, 2)) / real.std((0, 1, 2))).max() < 1.5
 
 
 def test_a_mixed_bfloat16_run_learns_as_well(tiny_demo):
     """The same criterion in bfloat16 (float32 weights, float32 tanh image and D logit)."""
     config = tiny_demo.replace(demo_images=2048, batch_size=32, g_widths=(64, 32),
                                precision="mixed_bfloat16")
-    untrained, trained, ema = _swd_before_and_after_training(config)
+    untrained, trained, ema, gan, _ = _swd_before_and_after_training(config)
     assert trained < 0.5 * untrained, (untrained, trained)
     assert ema < 0.5 * untrained, (untrained, ema)
+    # bfloat16 really ran: the layers compute in it, their weights stay float32
+    # (the image and the logit layers compute in float32 by design)
+    convolutions = [layer for layer in gan.generator.layers + gan.discriminator.layers
+                    if layer.weights and "conv" in type(layer).__name__.lower()
+                    and layer.name not in ("to_rgb", "logit_conv")]
+    assert len(convolutions) >= 4 and {layer.compute_dtype for layer in convolutions} == {"bfloat16"}
+    assert {w.dtype for layer in convolutions for w in layer.weights} == {"float32"}
