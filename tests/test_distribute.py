@@ -53,6 +53,22 @@ from dcgan.distribute import join_cluster, wait_for_coordinator
 from dcgan.errors import ConfigError
 from dcgan.training import build_gan, train
 root = sys.argv[1]
+
+
+class Spans(keras.callbacks.Callback):  # how many devices each step really ran on
+
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if keras.backend.backend() == "jax":
+            mesh = getattr(keras.distribution.distribution(), "device_mesh", None)
+            self.seen.add(1 if mesh is None else int(np.prod(mesh.shape)))
+        else:
+            self.seen.add(self.model.distribute_strategy.num_replicas_in_sync)
+
+
 # jit off: XLA and TensorFlow's own kernels round differently; XLA can't compile TF's
 # multi-device step, so both runs take the same path.
 # DiffAugment's draws are global too (each replica keeps its slice); so is adaptive p (from
@@ -64,10 +80,14 @@ base = Config.from_preset("demo", image_size=16, g_widths=(16, 8), batch_size=16
                           r1_gamma=1.0 if sys.argv[2] == "jax" else 0.0, r1_interval=2)
 one, h1 = train(base.replace(epochs=3, devices="1", out_dir=root + "/one"), progress=False)
 # 2 devices, then 1, then 2 again: resumed across device counts both ways.
-_, h2 = train(base.replace(epochs=1, devices="2", out_dir=root + "/two"), progress=False)
-train(base.replace(epochs=2, devices="1", out_dir=root + "/two"), resume=True, progress=False)
+spans = [Spans() for _ in range(4)]
+train(base.replace(epochs=1, devices="1", out_dir=root + "/spans"), progress=False, callbacks=[spans[0]])
+_, h2 = train(base.replace(epochs=1, devices="2", out_dir=root + "/two"), progress=False,
+              callbacks=[spans[1]])
+train(base.replace(epochs=2, devices="1", out_dir=root + "/two"), resume=True, progress=False,
+      callbacks=[spans[2]])
 two, h3 = train(base.replace(epochs=3, devices="2", out_dir=root + "/two"), resume=True,
-                progress=False)
+                progress=False, callbacks=[spans[3]])
 weights = lambda gan: gan.generator.get_weights() + gan.discriminator.get_weights()
 try:
     train(base.replace(batch_size=15, devices="2", out_dir=root + "/odd"), progress=False)
@@ -79,6 +99,7 @@ print(json.dumps({
     "losses": [h1.history["d_loss"][0], h2.history["d_loss"][0]],
     "resolved": json.load(open(root + "/two/environment.json"))["resolved"]["devices"],
     "odd_batch": odd,
+    "spans": [sorted(s.seen) for s in spans],
     # exports load on any backend: BatchNorm there is not synchronized (a TF-only option)
     "exported_synchronized": any(getattr(layer, "synchronized", False) for layer in
                                  keras.saving.load_model(root + "/two/checkpoints/generator.keras").layers),
@@ -98,6 +119,7 @@ def test_two_devices_compute_what_one_does_and_runs_move_between_counts(backend,
     assert out["max_diff"] < 1e-5, out  # same weights after 3 epochs (12 steps), float tolerance
     assert abs(out["losses"][0] - out["losses"][1]) < 1e-5  # the logged loss means the same
     assert out["resolved"] == 2
+    assert out["spans"] == [[1], [2], [1], [2]]  # the steps really ran on 2 devices (and on 1)
     assert out["odd_batch"].startswith("config field batch_size=15: does not split over 2 devices")
     assert not (tmp_path / "odd").exists()
     assert out["trained_synchronized"] == (backend == "tensorflow")
