@@ -17,7 +17,7 @@ from dcgan.env import in_notebook, show_progress
 from dcgan.errors import TrainingDiverged
 from dcgan.gan import generate_images
 from dcgan.images import save_grid, show_image
-from dcgan.io import atomic_path, remove_stale_partials
+from dcgan.io import atomic_path, atomic_write_text, remove_stale_partials
 from dcgan.plots import plot_losses, progress_gif
 from dcgan.precision import float32_copy
 from dcgan.run import RunPaths, latest_checkpoint
@@ -156,12 +156,24 @@ class EpochLog(keras.callbacks.Callback):
     FIELDS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s",
               "swd", "fid", "best_epoch", "ada_p")
 
-    def __init__(self, paths: RunPaths, batch_size, steps_per_epoch):
+    def __init__(self, paths: RunPaths, batch_size, steps_per_epoch, resumed_epoch: int = 0):
         super().__init__()
         self.paths = paths
         self.batch_size = batch_size
         self.steps = steps_per_epoch
+        self.resumed_epoch = resumed_epoch
         self.started = None
+
+    def on_train_begin(self, logs=None):
+        # Rows are written before an epoch's checkpoint (a kill between the two must not lose
+        # the row); a resume from epoch N drops rows of later epochs, which it trains again.
+        if not self.paths.log.exists():
+            return
+        lines = self.paths.log.read_text(encoding="utf-8").splitlines()
+        kept = lines[:1] + [line for line in lines[1:]
+                            if line.split(",", 1)[0].isdigit() and int(line.split(",", 1)[0]) <= self.resumed_epoch]
+        if kept != lines:
+            atomic_write_text(self.paths.log, "\n".join(kept) + "\n")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()

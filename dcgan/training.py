@@ -239,7 +239,7 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     checkpointer = [Checkpointer(paths, config, latents, every=config.checkpoint_every,
                                  keep=config.keep_checkpoints)] if chief else []
     writers = [  # the chief's; the other processes compute the samples and scores too
-        EpochLog(paths, config.batch_size, steps),
+        EpochLog(paths, config.batch_size, steps, resumed_epoch=initial_epoch),
         ProgressBar(config.epochs, steps, config.batch_size, bar=progress, eta=not live,
                     leave=not live),
         *([keras.callbacks.TensorBoard(str(paths.tensorboard))] if config.tensorboard else []),
@@ -247,9 +247,9 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     all_callbacks = [
         DivergenceGuard(paths.checkpoints, steps),
         SampleGrid(paths, latents, real, show=False if live else show_samples, save=chief),
-        *checkpointer,
         *keep_best,  # before EpochLog: its score and best epoch go into the epoch's row
         *writers,
+        *checkpointer,  # after the epoch's log row: a resume drops rows past its checkpoint
         *evaluation,
         *([_live_view(paths, config, steps)] if live else []),  # after EpochLog's curves
         *(callbacks or []),

@@ -306,3 +306,19 @@ def test_a_run_saved_in_the_old_tensorflow_format_still_resumes(tiny_demo, tmp_p
     _, history = train(config.replace(epochs=2), resume=True, progress=False)
     assert history.epoch == [1]
     assert (tmp_path / "run" / "checkpoints" / "ckpt-0002" / "state.npz").exists()
+
+
+def test_a_kill_between_an_epochs_log_row_and_its_checkpoint_logs_that_epoch_once(tiny_demo, tmp_path):
+    """The row is written first; had the checkpoint not followed (a kill), the resume trains
+    the epoch again and its row is in log.csv once, with the resumed run's numbers."""
+    import shutil
+
+    config = _small(tiny_demo, epochs=2, out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "ckpt-0002")  # as if killed before it
+    before = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in before] == ["epoch", "1", "2"]
+    _, history = train(config, resume=True, progress=False)
+    assert history.epoch == [1]
+    after = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in after] == ["epoch", "1", "2"] and after[:2] == before[:2]
