@@ -20,6 +20,8 @@ def test_seed128_is_the_default_model():
     assert len(c.g_transpose_widths) == 4 and len(c.g_conv_widths) == 2  # + the RGB conv = 3
     assert len(c.d_widths) == 5
     assert c.label_noise == 0.05
+    # measured on real faces (docs/real_faces.md): no dropout in D, G learning twice as fast
+    assert (c.d_dropout, c.g_learning_rate, c.d_learning_rate) == (0.0, 2e-4, 1e-4)
 
 
 def test_dcgan64_follows_radford():
