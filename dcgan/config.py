@@ -361,8 +361,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "label_noise": 0.0,
         "reuse_fakes": True,  # pytorch/examples' step: G learns from the D step's fakes
     },
-    # The recipe for real face photos (benchmarks/quality.py --data lfw, README "Real
-    # photos"): dcgan64 with DiffAugment's translation only (colour and cutout leaked into
+    # The recipe for real face photos (benchmarks/quality.py --data lfw, docs/real_faces.md):
+    # dcgan64 with DiffAugment's translation only (colour and cutout leaked into
     # the samples or slowed them) and batch 32.  On scikit-image's 100 LFW faces at 64x64 after
     # 15k images seen: SWD 1.42x the real-vs-real floor, vs 3.78x (collapsed) for dcgan64.
     "faces64": {

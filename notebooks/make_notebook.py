@@ -69,8 +69,8 @@ so a runtime reset loses nothing. Every cell calls the `dcgan` package; nothing 
 re-implements it.
 
 **Presets**: `seed128` is the model this project is named for (128x128); `faces64` is the recipe
-measured best on real face photos (DCGAN-64 with DiffAugment translation; see the README's "Real
-photos"); `dcgan64` is Radford et al.'s DCGAN as published; `demo` is small enough for a CPU."""),
+measured best on real face photos (DCGAN-64 with DiffAugment translation; see
+docs/real_faces.md); `dcgan64` is Radford et al.'s DCGAN as published; `demo` is small enough for a CPU."""),
     ("code", """#@title Setup: install the package and pick the Keras backend (Colab has the rest)
 REPO_URL = "{REPO_URL}"  #@param {type:"string"}
 PACKAGE = ""  #@param {type:"string"}
