@@ -173,7 +173,7 @@ def _build(source: Source, size: int, crop: int, min_side: int, data_path: Path,
                 bar.update(1)
             for index in np.flatnonzero(~done):  # TensorFlow could not decode these
                 try:
-                    image, side = decode_with_pillow(source.read(source.entries[index]), size, crop)
+                    image, side = decode_one_with_pillow(source.read(source.entries[index]), size, crop)
                 except Exception as e:  # any failure: skip the file, never stop training
                     skip(index, _reason(e))
                 else:
@@ -213,17 +213,17 @@ def _reason(error: Exception) -> str:
 def _decoder():
     """TensorFlow's decoders on its backend (fastest there); Pillow's on JAX and PyTorch,
     whose runtimes may have no TensorFlow (Colab's TPU) or must not load it next to torch."""
-    import keras  # lazy: see _decode_with_tensorflow
+    import keras  # lazy: see _decode_all_with_tensorflow
 
-    return _decode_with_tensorflow if keras.backend.backend() == "tensorflow" else _decode_with_pillow
+    return _decode_all_with_tensorflow if keras.backend.backend() == "tensorflow" else _decode_all_with_pillow
 
 
-def _decode_with_pillow(source: Source, size: int, crop: int, threads: int | None = None):
+def _decode_all_with_pillow(source: Source, size: int, crop: int, threads: int | None = None):
     """Yield (entry index, uint8 image, original short side) in order, decoded by Pillow in
     threads; entries that fail are left out (the caller retries them to record why)."""
     def decode(index):
         try:
-            return decode_with_pillow(source.read(source.entries[index]), size, crop)
+            return decode_one_with_pillow(source.read(source.entries[index]), size, crop)
         except Exception:  # noqa: BLE001 - named by the caller's retry
             return None
 
@@ -237,7 +237,7 @@ def _decode_with_pillow(source: Source, size: int, crop: int, threads: int | Non
                     yield index, result[0], result[1]
 
 
-def _decode_with_tensorflow(source: Source, size: int, crop: int):
+def _decode_all_with_tensorflow(source: Source, size: int, crop: int):
     """Yield (entry index, uint8 image, original short side) for every entry TensorFlow
     decodes; others are left out (Pillow retries them)."""
     import tensorflow as tf  # lazy here and below: seconds to import, only needed to build
@@ -266,7 +266,7 @@ def _decode_with_tensorflow(source: Source, size: int, crop: int):
 
 def _crop_window(height, width, crop):
     """A centred square: `crop` px (or the short side, if crop is 0 or larger)."""
-    import tensorflow as tf  # lazy: see _decode_with_tensorflow
+    import tensorflow as tf  # lazy: see _decode_all_with_tensorflow
 
     side = tf.minimum(height, width)
     if crop > 0:
@@ -277,7 +277,7 @@ def _crop_window(height, width, crop):
 def tf_decode(data, size: int, crop: int):
     """Encoded bytes -> (uint8 (size, size, 3), the original short side): centre crop, then an
     antialiased resize."""
-    import tensorflow as tf  # lazy: see _decode_with_tensorflow
+    import tensorflow as tf  # lazy: see _decode_all_with_tensorflow
 
     def jpeg():
         shape = tf.io.extract_jpeg_shape(data)
@@ -296,7 +296,7 @@ def tf_decode(data, size: int, crop: int):
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), short_side
 
 
-def decode_with_pillow(data: bytes, size: int, crop: int) -> tuple[np.ndarray, int]:
+def decode_one_with_pillow(data: bytes, size: int, crop: int) -> tuple[np.ndarray, int]:
     """The same as `tf_decode` with Pillow: the decoder on JAX and PyTorch, and for what
     TensorFlow cannot read (CMYK, 16-bit, ...)."""
     with Image.open(io.BytesIO(data)) as image:

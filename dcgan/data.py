@@ -142,10 +142,3 @@ def batches(images, batch_size: int, seed: int, first_epoch: int = 0,
     return (tf.data.Dataset.range(2**62)
             .map(read, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
-
-
-def first_batches(dataset, n: int) -> list[np.ndarray]:
-    """The first `n` batches of a `batches()` stream as numpy arrays (either kind)."""
-    if isinstance(dataset, ImageBatches):
-        return [dataset[b] for b in range(n)]
-    return [b.numpy() for b in dataset.take(n)]

@@ -18,11 +18,6 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def to_unit_range(images: np.ndarray) -> np.ndarray:
-    """Map uint8 images to float32 in [-1, 1]."""
-    return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
-
-
 def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
     """Tile uint8 images (n, h, w, 3) into one uint8 image, `columns` wide (default: square)."""
     images = np.asarray(images)

@@ -63,7 +63,7 @@ def _to_outer(x, fmt):
     return layers.Permute((2, 3, 1))(x) if fmt == "channels_first" else x
 
 
-def _seed_generator(c: Config) -> keras.Model:
+def _build_seed_generator(c: Config) -> keras.Model:
     """Dense -> 16x16 seed -> Conv2DTranspose stack (last ones upsample) -> Conv2D stack -> tanh."""
     upsamplings = int(math.log2(c.image_size // 16))
     z = keras.Input((c.latent_dim,), name="latent")
@@ -109,7 +109,7 @@ class ICNR(keras.initializers.Initializer):
         return {"stride": self.stride, "seed": self.seed}
 
 
-def _seed_discriminator(c: Config) -> keras.Model:
+def _build_seed_discriminator(c: Config) -> keras.Model:
     """Strided conv + LeakyReLU blocks -> dropout -> one Dense logit."""
     image = keras.Input((c.image_size, c.image_size, 3), name="image")
     fmt = resolve_data_format(c)
@@ -208,7 +208,7 @@ def _batch_norm(init: dict, name: str, fmt: str) -> layers.Layer:
                                      synchronized=replicas()[0] > 1)
 
 
-def _dcgan_generator(c: Config) -> keras.Model:
+def _build_dcgan_generator(c: Config) -> keras.Model:
     """As pytorch/examples' dcgan netG: 1x1 -> 4x4 -> ... -> image, BatchNorm + ReLU, tanh."""
     init = _dcgan_init(c)
     z = keras.Input((c.latent_dim,), name="latent")
@@ -227,7 +227,7 @@ def _dcgan_generator(c: Config) -> keras.Model:
     return keras.Model(z, _to_outer(image, fmt), name="generator")
 
 
-def _dcgan_discriminator(c: Config) -> keras.Model:
+def _build_dcgan_discriminator(c: Config) -> keras.Model:
     """As pytorch/examples' dcgan netD, with the final sigmoid folded into the loss."""
     init = _dcgan_init(c)
     image = keras.Input((c.image_size, c.image_size, 3), name="image")
@@ -255,8 +255,8 @@ def _dcgan_check(c: Config) -> tuple[str, str] | None:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "seed": Architecture(_seed_generator, _seed_discriminator, _seed_check),
-    "dcgan": Architecture(_dcgan_generator, _dcgan_discriminator, _dcgan_check),
+    "seed": Architecture(_build_seed_generator, _build_seed_discriminator, _seed_check),
+    "dcgan": Architecture(_build_dcgan_generator, _build_dcgan_discriminator, _dcgan_check),
 }
 
 

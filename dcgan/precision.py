@@ -18,7 +18,7 @@ import keras
 
 from dcgan.hardware import Accelerator, local_accelerator, precision_for
 
-HALF = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16", "float32": "float32"}
+COMPUTE_DTYPE = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16", "float32": "float32"}
 
 
 def resolve_precision(mode: str, accelerator: Accelerator | None = None) -> str:
@@ -30,7 +30,7 @@ def resolve_precision(mode: str, accelerator: Accelerator | None = None) -> str:
 
 def compute_dtype(policy: str) -> str:
     """The dtype the layers compute in under `policy`."""
-    return HALF[policy]
+    return COMPUTE_DTYPE[policy]
 
 
 @contextlib.contextmanager

@@ -2,9 +2,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.data import BatchReader, first_batches, load_real_images, make_dataset
+from dcgan.data import BatchReader, ImageBatches, load_real_images, make_dataset
 from dcgan.sources import open_source
 from dcgan.errors import DataError
+
+
+def first_batches(dataset, n: int) -> list[np.ndarray]:
+    """The first `n` batches of a `batches()` stream as numpy arrays (either kind)."""
+    if isinstance(dataset, ImageBatches):
+        return [dataset[b] for b in range(n)]
+    return [b.numpy() for b in dataset.take(n)]
 
 
 def _write_images(folder, count, size=(40, 24)):

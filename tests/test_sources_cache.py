@@ -286,7 +286,7 @@ def test_an_older_format_cache_is_removed_when_its_successor_is_built(tmp_path, 
 
 
 def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
-    from dcgan.cache import _decode_with_pillow, _decode_with_tensorflow
+    from dcgan.cache import _decode_all_with_pillow, _decode_all_with_tensorflow
     from dcgan.demo_faces import demo_faces
 
     for i, face in enumerate(demo_faces(12, 160, seed=1)):  # CelebA-shaped JPEGs and PNGs
@@ -294,8 +294,8 @@ def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
             tmp_path / f"{i:03d}.{'jpg' if i % 3 else 'png'}", quality=95)
     source = open_source(str(tmp_path), "all")
     for size, crop in [(64, 108), (32, 0)]:
-        pillow = list(_decode_with_pillow(source, size, crop, threads=3))
-        tensorflow = list(_decode_with_tensorflow(source, size, crop))
+        pillow = list(_decode_all_with_pillow(source, size, crop, threads=3))
+        tensorflow = list(_decode_all_with_tensorflow(source, size, crop))
         assert [i for i, _, _ in pillow] == [i for i, _, _ in tensorflow] == list(range(12))
         assert [s for _, _, s in pillow] == [s for _, _, s in tensorflow] == [178] * 12
         for (_, a, _), (_, b, _) in zip(pillow, tensorflow):
