@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -187,11 +188,8 @@ class Config:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"config field {name}={getattr(self, name)!r}: {why}")
 
-        # Lazy: dcgan.models needs Keras (seconds to import); a Config alone must not.
-        from dcgan.models import ARCHITECTURES
-
-        if self.architecture not in ARCHITECTURES:
-            raise bad("architecture", f"must be one of {', '.join(ARCHITECTURES)}")
+        if self.architecture not in ARCHITECTURE_CHECKS:
+            raise bad("architecture", f"must be one of {', '.join(ARCHITECTURE_CHECKS)}")
         size = self.image_size
         if not isinstance(size, int) or size < 16 or size % 16 or not _is_pow2(size // 16):
             raise bad("image_size", "must be 16 * 2**k (16, 32, 64, 128, 256, ...)")
@@ -252,7 +250,7 @@ class Config:
         for name in ("label_noise", "label_smoothing"):
             if not 0 <= getattr(self, name) < 0.5:
                 raise bad(name, "must be in [0, 0.5) so real and fake targets stay apart")
-        problem = ARCHITECTURES[self.architecture].check(self)
+        problem = ARCHITECTURE_CHECKS[self.architecture](self)
         if problem:
             raise bad(*problem)
         return self
@@ -336,6 +334,29 @@ def coerce_field(name: str, value: Any) -> Any:
             f"config field {name}={value!r}: expected {kind.__name__}"
             + (" (comma-separated integers)" if kind is tuple else "")
         ) from None
+
+
+# Which configs each architecture (dcgan.models.ARCHITECTURES builds them) can make: (field, why)
+# for one it can't, else None.  Here, not in models.py: a Config validates without Keras.
+def _check_seed(c: Config) -> tuple[str, str] | None:
+    if c.g_transpose_init == "icnr" and c.g_transpose_kernel % 2:
+        return "g_transpose_init", (f"icnr needs an even g_transpose_kernel (the stride, 2, "
+                                    f"divides it), not {c.g_transpose_kernel}")
+    upsamplings = int(math.log2(c.image_size // 16))
+    if upsamplings > len(c.g_transpose_widths):
+        return "image_size", (f"needs {upsamplings} upsampling layers but g_transpose_widths "
+                              f"has {len(c.g_transpose_widths)}")
+    return None
+
+
+def _check_dcgan(c: Config) -> tuple[str, str] | None:
+    side = 4 * 2 ** len(c.g_widths)
+    if side != c.image_size:
+        return "image_size", f"the dcgan architecture with {len(c.g_widths)} g_widths makes {side}x{side} images"
+    return None
+
+
+ARCHITECTURE_CHECKS = {"seed": _check_seed, "dcgan": _check_dcgan}
 
 
 def _is_pow2(n: int) -> bool:

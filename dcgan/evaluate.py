@@ -19,13 +19,49 @@ from dcgan.errors import DataError, DcganError
 from dcgan.gan import generate_images, latents_for
 from dcgan.images import to_uint8
 from dcgan.io import atomic_write_text, fsync_tree, remove_stale_partials
-from dcgan.metrics import evaluate_images
+from dcgan.metrics import (METRICS, frechet_distance, kernel_inception_distance,
+                           sliced_wasserstein)
 from dcgan.precision import float32_copy
 from dcgan.run import RunPaths
 from dcgan.sampling import load_generator
 
 EVAL_LATENT_SEED = 424_242  # evaluation latents differ from training and sample latents
 log = logging.getLogger("dcgan.eval")
+
+
+def evaluate_images(real: np.ndarray, fake: np.ndarray, metrics=("swd",), floor: np.ndarray | None = None,
+                    fid_network: str = "fid", inception_weights: str | None = None, seed: int = 0) -> dict:
+    """Score uint8 `fake` against `real` with each metric; with `floor` (a second, disjoint real
+    set of the same size) also the real-vs-real value of each metric.
+
+    FID and KID use `fid_network` (see dcgan.inception): "fid", the standard network published
+    FIDs use, or "keras"; the results name it (`fid_network`) and say whether the values
+    compare with published ones (`fid_comparable`).
+    """
+    results: dict = {"n_real": len(real), "n_fake": len(fake)}
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(sorted(unknown))}: choose {', '.join(METRICS)}")
+    if "swd" in metrics:
+        results["swd"] = sliced_wasserstein(real, fake, seed=seed)
+        if floor is not None:
+            results["swd_floor"] = sliced_wasserstein(real, floor, seed=seed)
+    if {"fid", "kid"} & set(metrics):
+        from dcgan.inception import feature_network  # the network only when FID/KID are asked for
+
+        network = feature_network(fid_network, inception_weights)
+        real_f, fake_f = network.features(real, label="real"), network.features(fake, label="generated")
+        floor_f = network.features(floor, label="second real set") if floor is not None else None
+        results["fid_network"], results["fid_comparable"] = network.name, network.comparable
+        if "fid" in metrics:
+            results["fid"] = round(frechet_distance(real_f, fake_f), 4)
+            if floor_f is not None:
+                results["fid_floor"] = round(frechet_distance(real_f, floor_f), 4)
+        if "kid" in metrics:
+            results["kid"] = kernel_inception_distance(real_f, fake_f, seed=seed)
+            if floor_f is not None:
+                results["kid_floor"] = kernel_inception_distance(real_f, floor_f, seed=seed)
+    return results
 
 
 def real_sets(config: Config, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:

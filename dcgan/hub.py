@@ -14,11 +14,21 @@ import re
 from pathlib import Path
 
 from dcgan.errors import DataError
-from dcgan.sources import split_patterns
 
 log = logging.getLogger("dcgan.data")
 CELEBA_HUB_ID = "nielsr/CelebA-faces"  # aligned CelebA, train only, one image column
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# How the Hub names a split's parquet files: data/train-00000-of-00003.parquet, valid/0.parquet ...
+SPLIT_FILE_NAMES = {"train": ("train",), "valid": ("valid", "validation"), "test": ("test",)}
+
+
+def split_patterns(split: str) -> list[str]:
+    """fnmatch patterns of a split's parquet files (every parquet file for "all")."""
+    if split == "all":
+        return ["*.parquet"]
+    return [pattern for name in SPLIT_FILE_NAMES[split]
+            for pattern in (f"{name}[-_.]*.parquet", f"*/{name}[-_.]*.parquet",
+                            f"{name}/*.parquet", f"*/{name}/*.parquet")]
 
 
 def hub_dataset(repo_id: str, split: str = "all") -> Path:

@@ -50,8 +50,6 @@ class FeatureNetwork:
         `label` where a person watches (minutes for 10k images on a CPU)."""
         from tqdm.auto import tqdm
 
-        from dcgan.env import show_progress
-
         out = []
         starts = range(0, len(images), batch_size)
         bar = show_progress() and len(starts) > 1

@@ -19,11 +19,11 @@ from dcgan.config import Config
 
 @dataclass(frozen=True)
 class Architecture:
-    """One registry entry: how to build both networks, and which configs they can't build."""
+    """One registry entry: how to build both networks (which configs each can build is
+    config.ARCHITECTURE_CHECKS, so a Config validates without Keras)."""
 
     generator: Callable[[Config], keras.Model]
     discriminator: Callable[[Config], keras.Model]
-    check: Callable[[Config], tuple[str, str] | None]  # (field, why) for a config it can't build
 
 
 def build_generator(config: Config) -> keras.Model:
@@ -179,17 +179,6 @@ def _unit(x):
     return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
 
 
-def _seed_check(c: Config) -> tuple[str, str] | None:
-    if c.g_transpose_init == "icnr" and c.g_transpose_kernel % 2:
-        return "g_transpose_init", (f"icnr needs an even g_transpose_kernel (the stride, 2, "
-                                    f"divides it), not {c.g_transpose_kernel}")
-    upsamplings = int(math.log2(c.image_size // 16))
-    if upsamplings > len(c.g_transpose_widths):
-        return "image_size", (f"needs {upsamplings} upsampling layers but g_transpose_widths "
-                              f"has {len(c.g_transpose_widths)}")
-    return None
-
-
 # --------------------------------------------------------- Radford's DCGAN
 def _dcgan_init(c: Config) -> dict:
     return {
@@ -247,16 +236,9 @@ def _build_dcgan_discriminator(c: Config) -> keras.Model:
     return keras.Model(image, logit, name="discriminator")
 
 
-def _dcgan_check(c: Config) -> tuple[str, str] | None:
-    side = 4 * 2 ** len(c.g_widths)
-    if side != c.image_size:
-        return "image_size", f"the dcgan architecture with {len(c.g_widths)} g_widths makes {side}x{side} images"
-    return None
-
-
 ARCHITECTURES: dict[str, Architecture] = {
-    "seed": Architecture(_build_seed_generator, _build_seed_discriminator, _seed_check),
-    "dcgan": Architecture(_build_dcgan_generator, _build_dcgan_discriminator, _dcgan_check),
+    "seed": Architecture(_build_seed_generator, _build_seed_discriminator),
+    "dcgan": Architecture(_build_dcgan_generator, _build_dcgan_discriminator),
 }
 
 

@@ -353,7 +353,7 @@ def load_pretrained(name_or_url: str, n: int = 16) -> str:
     """Fetch a released generator (a name or an http(s) URL of a .keras file, `#sha256=HEX`
     checked; downloaded once, loaded safely) and show `n` of its faces; return its local path,
     which explore/share take, and which `init_from` fine-tunes from."""
-    from dcgan.pretrained import load_pretrained as fetch_and_load
+    from dcgan.sampling import load_pretrained as fetch_and_load
 
     _, path = fetch_and_load(name_or_url)
     out = Path(path).with_name("faces.png")

@@ -64,14 +64,3 @@ def fetch_generator(spec: str, sha256: str | None = None, progress: bool = False
     if not sha256:
         log.warning("%s: no sha256 given (add #sha256=HEX to the URL): used unchecked", url)
     return path
-
-
-def load_pretrained(spec: str, sha256: str | None = None):
-    """(generator, local path) for a released name, a URL or a local `.keras` file."""
-    from dcgan.sampling import load_generator
-
-    if not is_remote(spec) and not Path(spec).exists():
-        raise CheckpointError(f"{spec}: no such file, nor a released generator "
-                              f"({', '.join(RELEASED) or 'none released yet'}) or an http(s) URL")
-    path = fetch_generator(spec, sha256, progress=True) if is_remote(spec) else Path(spec)
-    return load_generator(path), path

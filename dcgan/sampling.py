@@ -47,6 +47,17 @@ def load_generator(checkpoint: str | Path, ema: bool = True, best: bool = False)
         raise CheckpointError(f"{found}: not a loadable Keras model ({type(e).__name__}: {e})") from None
 
 
+def load_pretrained(spec: str, sha256: str | None = None):
+    """(generator, local path) for a released name, a URL or a local `.keras` file."""
+    from dcgan.pretrained import RELEASED, fetch_generator, is_remote
+
+    if not is_remote(spec) and not Path(spec).exists():
+        raise CheckpointError(f"{spec}: no such file, nor a released generator "
+                              f"({', '.join(RELEASED) or 'none released yet'}) or an http(s) URL")
+    path = fetch_generator(spec, sha256, progress=True) if is_remote(spec) else Path(spec)
+    return load_generator(path), path
+
+
 def seed_latents(seeds, latent_dim: int) -> np.ndarray:
     """One latent per seed: image k of `--seeds` depends only on seed k."""
     if not len(seeds):

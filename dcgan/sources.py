@@ -23,14 +23,13 @@ from pathlib import Path, PurePosixPath
 
 from dcgan.config import SPLITS
 from dcgan.errors import DataError
+from dcgan.hub import hub_dataset, split_patterns
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 PARTITION_CODES = {"train": "0", "valid": "1", "test": "2"}  # list_eval_partition's column
 CELEBA_SIZE = (178, 218)  # width, height of aligned CelebA images (how a parquet copy is recognised)
 HUB_PREFIX = "hf:"
-# How the Hub names a split's parquet files: data/train-00000-of-00003.parquet, valid/0.parquet ...
-SPLIT_FILE_NAMES = {"train": ("train",), "valid": ("valid", "validation"), "test": ("test",)}
 
 
 def is_image_name(name: str) -> bool:
@@ -113,8 +112,6 @@ def open_source(spec: str, split: str = "all") -> Source:
     if split not in SPLITS:
         raise DataError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
     if spec.startswith(HUB_PREFIX):
-        from dcgan.hub import hub_dataset  # lazy: the Hub client only for hf: sources
-
         return parquet_source(spec, parquet_files(hub_dataset(spec[len(HUB_PREFIX):], split),
                                                   split, spec))
     path = Path(spec)
@@ -161,15 +158,6 @@ def looks_like_html(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in head[:200]
-
-
-def split_patterns(split: str) -> list[str]:
-    """fnmatch patterns of a split's parquet files (every parquet file for "all")."""
-    if split == "all":
-        return ["*.parquet"]
-    return [pattern for name in SPLIT_FILE_NAMES[split]
-            for pattern in (f"{name}[-_.]*.parquet", f"*/{name}[-_.]*.parquet",
-                            f"{name}/*.parquet", f"*/{name}/*.parquet")]
 
 
 def parquet_files(root: Path, split: str, spec: str, required: bool = True) -> list[Path]:

@@ -153,7 +153,7 @@ def test_the_weights_are_fetched_once_then_used_offline(server, tmp_path):
 
 def test_every_fid_names_its_network(tmp_path):
     from dcgan.evaluate import summary
-    from dcgan.metrics import evaluate_images
+    from dcgan.evaluate import evaluate_images
 
     faces = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     results = evaluate_images(faces[:4], faces[4:], metrics=("fid",), inception_weights="untrained")

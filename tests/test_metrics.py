@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from dcgan.demo_faces import demo_faces
-from dcgan.metrics import (evaluate_images, frechet_distance, kernel_inception_distance,
+from dcgan.evaluate import evaluate_images
+from dcgan.metrics import (frechet_distance, kernel_inception_distance,
                            laplacian_pyramid, real_floor, sliced_wasserstein)
 
 FAST = dict(patches_per_image=32, directions=64, repeats=2)

@@ -354,7 +354,7 @@ def release(runs, tmp_path, monkeypatch):
 def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, release, tmp_path):
     from dcgan.errors import CheckpointError
     from dcgan.gan import generate_images
-    from dcgan.pretrained import load_pretrained
+    from dcgan.sampling import load_pretrained
     from dcgan.sampling import load_generator, seed_latents
 
     url, digest, downloads = release
