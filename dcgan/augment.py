@@ -14,12 +14,12 @@ import keras
 from keras import ops
 
 from dcgan.backend import replica_share
-from dcgan.config import DIFFAUGMENT_POLICIES, policy_names
+from dcgan.config import DIFFAUGMENT_POLICIES, comma_list
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
     """'color,translation' -> ('color', 'translation'); '' -> (); ValueError for unknown names."""
-    parts = policy_names(text)
+    parts = comma_list(text)
     unknown = [p for p in parts if p not in DIFFAUGMENT_POLICIES]
     if unknown:
         raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}: "

@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from dcgan import quiet
-from dcgan.config import FIELD_CHOICES, Config, coerce_field, field_types
+from dcgan.config import FIELD_CHOICES, Config, coerce_field, comma_list, field_types
 from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import BACKENDS, select_backend
 from dcgan.errors import DcganError
@@ -277,7 +277,7 @@ def _interpolate(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    metrics = tuple(m for m in args.metrics.replace(" ", "").split(",") if m)
+    metrics = comma_list(args.metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise DcganError(f"--metrics {args.metrics}: choose from {', '.join(METRICS)}")

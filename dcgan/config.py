@@ -34,8 +34,9 @@ FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": S
                  "loss": LOSSES, "g_transpose_init": TRANSPOSE_INITS}
 
 
-def policy_names(text: str) -> tuple[str, ...]:
-    """DiffAugment policy text -> names: 'color,translation' -> ('color', 'translation')."""
+def comma_list(text: str) -> tuple[str, ...]:
+    """The one parser of comma-separated values (DiffAugment policies, widths, metric names):
+    'color, translation,' -> ('color', 'translation')."""
     return tuple(p for p in text.replace(" ", "").split(",") if p)
 
 
@@ -203,7 +204,7 @@ class Config:
             raise bad("r1_interval", "must be at least 1 (steps between R1 penalties)")
         if not 0 <= self.ada_target < 1:
             raise bad("ada_target", "must be in [0, 1): 0 = off, e.g. 0.6")
-        if self.ada_target > 0 and not policy_names(self.diffaugment):
+        if self.ada_target > 0 and not comma_list(self.diffaugment):
             raise bad("ada_target", "adapts DiffAugment's strength: also set diffaugment "
                       "(e.g. translation)")
         if not self.ada_kimg > 0:
@@ -244,7 +245,7 @@ class Config:
         for name, choices in FIELD_CHOICES.items():
             if getattr(self, name) not in choices:
                 raise bad(name, f"must be one of {', '.join(choices)}")
-        if any(p not in DIFFAUGMENT_POLICIES for p in policy_names(self.diffaugment)):
+        if any(p not in DIFFAUGMENT_POLICIES for p in comma_list(self.diffaugment)):
             raise bad("diffaugment", f"must list some of {', '.join(DIFFAUGMENT_POLICIES)} "
                       "(or be empty)")
         for name in ("label_noise", "label_smoothing"):
@@ -318,7 +319,7 @@ def coerce_field(name: str, value: Any) -> Any:
     try:
         if kind is tuple:
             if isinstance(value, str):
-                value = [v for v in value.replace(" ", "").split(",") if v]
+                value = comma_list(value)
             return tuple(int(v) for v in value)
         if kind is bool:
             if isinstance(value, str):
@@ -407,7 +408,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "latent_dim": 32,
         "g_widths": (128, 64, 32),
         # A slower D (TTUR-style) and a short EMA suit minutes-long runs: benchmarks/quality.py
-        # gave SWD 1.98x the real-vs-real floor at 420 s, vs 2.30x (README, quality).
+        # gave SWD 1.98x the real-vs-real floor at 420 s, vs 2.30x (docs/quality.md).
         "d_learning_rate": 1e-4,
         "g_learning_rate": 2e-4,
         "ema_decay": 0.99,

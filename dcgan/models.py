@@ -47,9 +47,9 @@ def resolve_data_format(config: Config, backend: str | None = None) -> str:
     return AUTO_FORMAT.get(backend or keras.backend.backend(), "channels_last")
 
 
-# Keras on PyTorch transposes channels-last activations around every convolution, yet on
-# a CPU channels_first measured no faster (benchmarks/train_speed.py: 0.84x vs 0.86x of
-# plain PyTorch, README speed); on a GPU it is unmeasured. So "auto" keeps channels_last.
+# Keras on PyTorch transposes channels-last activations around every convolution, yet
+# channels_first measured no faster on a CPU (docs/speed.md); on a GPU it is unmeasured.
+# So "auto" keeps channels_last; a measurement that says otherwise lands as an entry here.
 AUTO_FORMAT: dict[str, str] = {}
 
 

@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from dcgan.config import Config
+from dcgan.config import Config, comma_list
 from dcgan.data import load_real_images
 from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import environment, in_notebook
@@ -323,7 +323,7 @@ def score(run: str | os.PathLike, metrics: str = "fid,kid", n: int = 10_000, bes
     from dcgan.evaluate import evaluate, read_best, summary
 
     use_best = best and read_best(RunPaths(run)) is not None
-    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    names = comma_list(metrics)
     print(f"scoring the {'best' if use_best else 'last'} generator of {run}: {', '.join(names)} "
           f"on {n} generated and {n} real images ...", flush=True)
     results = evaluate(run, metrics=names, n=n, best=use_best)

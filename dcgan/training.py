@@ -27,24 +27,17 @@ SAMPLE_LATENT_SEED_OFFSET = 1_000_003  # sample latents differ from the training
 log = logging.getLogger("dcgan.train")
 
 
-# What `jit_compile="auto"` means per backend and platform, from benchmarks/train_speed.py
-# (README, speed).  CPU, measured: XLA on TensorFlow (0.94x of plain PyTorch vs 0.60x for
-# graph mode) and on JAX (its trainer is built around jax.jit); torch.compile took minutes,
-# hit its recompile limit and was no faster (0.82x vs 0.85x).  GPU (an H200): torch.compile
-# was slower than eager (708 vs 1,091 img/s, dcgan64) and hit its recompile limit; JAX's XLA
-# step is the fastest there.  TensorFlow on GPUs and TPUs: unmeasured; XLA is what Keras and
-# JAX themselves pick there.
+# What `jit_compile="auto"` means per backend and platform: what measured fastest with
+# benchmarks/train_speed.py (docs/speed.md, "Precision, XLA and steps per call"): XLA on
+# TensorFlow and JAX; eager on PyTorch (torch.compile was no faster, and slower on a GPU).
+# TensorFlow on GPUs and TPUs is unmeasured; XLA is what Keras and JAX pick there.
 AUTO_JIT = {("tensorflow", "cpu"): True, ("tensorflow", "gpu"): True,
             ("jax", "cpu"): True, ("jax", "gpu"): True, ("jax", "tpu"): True,
             ("torch", "cpu"): False, ("torch", "gpu"): False}
 
-# What `steps_per_execution=0` ("auto") means: one step per call everywhere.  PyTorch's
-# trainer requires it; on the CPU four steps per call measured no faster on TensorFlow
-# (402.9 vs 403.0 img/s) or JAX (229.7 vs 213.3, within the noise; README, speed); Keras'
-# JAX trainer calls its compiled step once per batch anyway (only the callbacks are
-# batched).  On an H200 with JAX, four steps per call gave 22,147 vs 20,670 img/s on
-# dcgan64 (within the spread) and 4,433 vs 4,423 on seed128: one stays.  TPUs: unmeasured;
-# an entry here is how a measurement lands.
+# What `steps_per_execution=0` ("auto") means: one step per call wherever more measured no
+# faster (docs/speed.md; PyTorch's trainer requires one).  A measurement that says otherwise
+# lands as an entry here.
 AUTO_STEPS: dict[tuple[str, str], int] = {}
 
 
