@@ -140,7 +140,7 @@ class DivergenceGuard(keras.callbacks.Callback):
     def _stop(self, what):
         last = latest_checkpoint(self.folder)
         hint = (f"the last good checkpoint is {last}; resume from it with a lower learning rate "
-                "(python -m dcgan train --resume RUN --d-learning-rate ...)" if last else
+                "(python -m dcgan train --resume RUN --allow-config-change --d-learning-rate ...)" if last else
                 "no checkpoint was saved yet; lower the learning rates and start again")
         raise TrainingDiverged(f"training diverged: {what}; {hint}")
 

@@ -203,6 +203,11 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
                                       'use IF_RUN_EXISTS = "new_run" for them') from None
             raise
         initial_epoch = int(meta["epoch"])
+        # The optimizers' learning rates are variables the checkpoint restored; a resume with
+        # changed rates (--allow-config-change, the notebook's resume_changed) means the new ones.
+        for optimizer, rate in ((gan.d_optimizer, config.d_learning_rate),
+                                (gan.g_optimizer, config.g_learning_rate)):
+            optimizer.learning_rate = rate
         latents = np.load(checkpoint / "latents.npy", allow_pickle=False)
         log.info("resuming %s from %s (epoch %d, %d steps)", paths.root, checkpoint.name,
                  initial_epoch, meta["d_steps"])

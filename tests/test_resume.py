@@ -152,6 +152,34 @@ def test_divergence_stops_with_one_clear_message(tiny_demo, tmp_path):
     message = str(err.value)
     assert "\n" not in message and "epoch" in message and "step" in message
     assert "not finite" in message or "nan" in message or "inf" in message
+    assert "no checkpoint was saved yet" in message
+
+
+@pytest.mark.backends
+def test_a_resume_with_changed_learning_rates_trains_with_the_new_ones(tiny_demo, tmp_path):
+    """The rates are optimizer variables a checkpoint restores; the config's must win."""
+    config = _small(tiny_demo, epochs=1, out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    gan, history = train(config.replace(epochs=2, d_learning_rate=3e-4, g_learning_rate=5e-5),
+                         resume=True, allow_config_change=True, progress=False)
+    assert history.epoch == [1]
+    rates = [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in (gan.d_optimizer, gan.g_optimizer)]
+    assert np.allclose(rates, [3e-4, 5e-5])
+
+
+def test_divergence_after_a_checkpoint_names_it_and_how_to_resume(tiny_demo, tmp_path):
+    config = _small(tiny_demo, epochs=1, out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    with pytest.raises(TrainingDiverged) as err:  # the user raises the learning rates too far
+        train(config.replace(epochs=3, d_learning_rate=1e30, g_learning_rate=1e30), resume=True,
+              allow_config_change=True, progress=False)
+    message = str(err.value)
+    assert f"the last good checkpoint is {tmp_path / 'run' / 'checkpoints' / 'ckpt-0001'}" in message
+    assert "--resume RUN --allow-config-change" in message
+    # ...and what it says works: resume from there with a sane learning rate
+    _, history = train(config.replace(epochs=2, d_learning_rate=1e-4), resume=True,
+                       allow_config_change=True, progress=False)
+    assert history.epoch == [1]
 
 
 def test_logs_plot_and_progress_gif(tiny_demo, tmp_path):
