@@ -148,13 +148,15 @@ meta = json.loads((checkpoint / "meta.json").read_text())
 meta.pop("files"), meta.pop("dcgan")
 (checkpoint / "meta.json").write_text(json.dumps(meta))
 """, checkpoint)
-    result = subprocess.run(
-        [sys.executable, "-m", "dcgan", "train", "--resume", str(run), "--epochs", "2",
-         "--backend", "jax"], env=_env("jax"), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2, result.stderr[-3000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "resume it once with --backend tensorflow" in lines[0], lines
-    assert (checkpoint / "state.index").exists()  # nothing of the run was touched
+    for backend in OTHER_BACKENDS:
+        result = subprocess.run(
+            [sys.executable, "-m", "dcgan", "train", "--resume", str(run), "--epochs", "2",
+             "--backend", backend], env=_env(backend), cwd=ROOT, capture_output=True, text=True,
+            timeout=300)
+        assert result.returncode == 2, result.stderr[-3000:]
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "resume it once with --backend tensorflow" in lines[0], (backend, lines)
+        assert (checkpoint / "state.index").exists()  # nothing of the run was touched
 
 
 SAMPLE_AND_SCORE = """

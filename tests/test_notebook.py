@@ -111,9 +111,9 @@ def kernel_env(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)  # the notebook's BACKEND decides
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, kernel_env):
-    pytest.importorskip(backend)  # Colab's versions (make test-colab) come without JAX
+    pytest.importorskip(backend)  # Colab's versions (make test-colab) come without JAX, torch
     notebook = _execute(tmp_path, epochs=1, backend=backend)
     run = tmp_path / "runs" / "nbtest"
     assert (run / "samples" / "epoch_001.png").exists()
