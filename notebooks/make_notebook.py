@@ -132,7 +132,8 @@ RUN_FOLDER = nb.run_folder(OUT_ROOT, RUN_NAME)
 results = nb.show_results(RUN_FOLDER)"""),
     ("markdown", """## Look at it, compare, share
 
-Each cell below needs only the run folder. The explorer redraws a face as you move a seed, a
+Each cell below needs only the run folder, but *Nearest* and *Score*, which also read the
+training data (run the Data cell first in a fresh runtime). The explorer redraws a face as you move a seed, a
 walk to a second seed, truncation or one slider per latent direction; *Compare* puts this run
 beside another (grids at one epoch, loss curves, the settings that differ); *Nearest* shows
 whether generated faces copy training photos; *Score* gives FID/KID with the standard FID

@@ -201,7 +201,8 @@ def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kern
     fresh.cells = [c for c in fresh.cells if c.cell_type == "code" and not any(
         word in c.source for word in ("nb.make_config", "nb.show_models", "nb.train("))]
     _client(fresh, tmp_path).execute()
-    assert "run folder: runs/nbtest" in _texts(fresh.cells[-1])
+    results = next(c for c in fresh.cells if "nb.show_results(" in c.source)
+    assert "run folder: runs/nbtest" in _texts(results)
     preview = run / "progress_preview.gif"
     assert preview.exists() and preview.stat().st_size < 3 * 2**20
 
