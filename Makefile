@@ -55,8 +55,8 @@ test-colab: $(COLAB_VENV)/.installed
 # with apt when missing and this is root on Debian/Ubuntu; otherwise that one test skips.
 browser:
 	@command -v chromedriver >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
-	    { timeout 300 apt-get update -qq >/dev/null 2>&1 && timeout 600 apt-get install -y -qq --no-install-recommends \
+	  { timeout 300 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+	    { timeout 120 apt-get update -qq >/dev/null 2>&1 && timeout 300 apt-get install -y -qq --no-install-recommends \
 	      chromium chromium-driver >/dev/null 2>&1; }; } || echo "no chromium/chromedriver: the browser test will skip"; }
 
 clean:
