@@ -12,13 +12,11 @@ generator's response (the largest left singular vectors of its Jacobian at a few
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from dcgan.errors import CheckpointError, DcganError
 
@@ -44,12 +42,6 @@ def latent_directions(generator, count: int, seed: int = 0, points: int = 4) -> 
     return np.ascontiguousarray(directions[:, :count].T, dtype=np.float32)
 
 
-def png_bytes(image_uint8: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image_uint8).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 class FaceExplorer:
     """Faces of one run (or one `.keras` generator) for seeds, walks, slider offsets and
     truncation.  Generators are loaded on first use and reloaded when their file changes (a
@@ -68,25 +60,11 @@ class FaceExplorer:
         self._loaded: dict[tuple[bool, bool], tuple[float, object, np.ndarray]] = {}
         self._lock = threading.Lock()  # one generator call at a time (web server threads)
 
-    def _file(self, ema: bool, best: bool) -> Path:
-        from dcgan.run import RunPaths
-
-        if self.checkpoint.is_file():
-            return self.checkpoint
-        folder = RunPaths(self.checkpoint).best if best else RunPaths(self.checkpoint).checkpoints
-        names = ["generator_ema.keras", "generator.keras"] if ema else ["generator.keras"]
-        for name in names:
-            if (folder / name).is_file():
-                return folder / name
-        why = ("no best generator kept (train with --best-every N)" if best
-               else "no generator yet (a run saves one after its first epoch)")
-        raise CheckpointError(f"{self.checkpoint}: {why}: {folder / names[-1]} is missing")
-
     def generator(self, ema: bool = True, best: bool = False):
         """(generator, its directions), loaded again if its file changed since last time."""
-        from dcgan.sampling import load_generator
+        from dcgan.sampling import generator_file, load_generator
 
-        path = self._file(ema, best)
+        path = generator_file(self.checkpoint, ema, best)
         stamp = os.stat(path).st_mtime_ns
         cached = self._loaded.get((ema, best))
         if cached is None or cached[0] != stamp:
@@ -129,6 +107,8 @@ class FaceExplorer:
             return to_uint8(generate_images(generator, z))[0]
 
     def face_png(self, seed: int, **choices) -> bytes:
+        from dcgan.images import png_bytes
+
         return png_bytes(self.face(seed, **choices))
 
     def info(self, ema: bool = True, best: bool = False) -> dict:

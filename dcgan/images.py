@@ -34,11 +34,16 @@ def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> n
     return grid
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 image to `path` as PNG, atomically."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 image as PNG file bytes."""
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a uint8 image to `path` as PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(image))
 
 
 def save_grid(path: str | os.PathLike, images: np.ndarray, columns: int | None = None) -> np.ndarray:

@@ -13,13 +13,9 @@ from dcgan.images import save_gif, save_grid, to_uint8
 from dcgan.run import RunPaths
 
 
-def load_generator(checkpoint: str | Path, ema: bool = True, best: bool = False) -> keras.Model:
-    """Load a generator from a run folder, its `checkpoints/` folder, a `.keras` file, or a
-    released name or http(s) URL of one (dcgan.pretrained).
-
-    In a folder, the EMA generator (`generator_ema.keras`) is preferred unless `ema=False`;
-    `best`: the best-scoring one kept during training (`checkpoints/best/`), not the last.
-    """
+def generator_file(checkpoint: str | Path, ema: bool = True, best: bool = False) -> Path:
+    """The `.keras` file `load_generator` loads for these arguments (a released name or URL is
+    downloaded first); CheckpointError, one line, when there is none."""
     from dcgan.pretrained import fetch_generator, is_remote
 
     if is_remote(checkpoint):  # a released name or a URL: downloaded once, sha256-checked
@@ -40,7 +36,19 @@ def load_generator(checkpoint: str | Path, ema: bool = True, best: bool = False)
     if found is None:
         if not path.exists():
             raise CheckpointError(f"{checkpoint}: no such run folder or .keras file")
-        raise CheckpointError(f"{checkpoint}: holds no generator.keras (has the run finished an epoch?)")
+        raise CheckpointError(f"{checkpoint}: no generator yet (a run saves "
+                              "checkpoints/generator.keras after its first epoch)")
+    return found
+
+
+def load_generator(checkpoint: str | Path, ema: bool = True, best: bool = False) -> keras.Model:
+    """Load a generator from a run folder, its `checkpoints/` folder, a `.keras` file, or a
+    released name or http(s) URL of one (dcgan.pretrained).
+
+    In a folder, the EMA generator (`generator_ema.keras`) is preferred unless `ema=False`;
+    `best`: the best-scoring one kept during training (`checkpoints/best/`), not the last.
+    """
+    found = generator_file(checkpoint, ema, best)
     try:
         return keras.saving.load_model(found, compile=False, safe_mode=True)
     except Exception as e:  # a corrupt or foreign file: one line, not a traceback
