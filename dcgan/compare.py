@@ -103,10 +103,12 @@ def compare_figure(run_a: str | Path, run_b: str | Path, epoch: int | None = Non
         epochs = [int(r["epoch"]) for r in rows]
         for key, colour in (("d_loss", "tab:blue"), ("g_loss", "tab:orange")):
             values = [float(r[key]) if r.get(key) else np.nan for r in rows]
-            curves.plot(epochs, values, style, color=colour, label=f"{key} {name}")
+            curves.plot(epochs, values, style, marker="o", markersize=3, color=colour,
+                        label=f"{key} {name}")  # markers: a one-epoch run is a point
     curves.axvline(epoch, color="grey", alpha=0.4)
     curves.set_xlabel("epoch")
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    curves.set_xlim(0.5, max(epoch, *(int(r["epoch"]) for run in (run_a, run_b) for r in _log_rows(run))) + 0.5)
     curves.legend(fontsize=8, ncol=2)
     curves.grid(alpha=0.3)
     figure.suptitle(caption(config_a, config_b, same_latents(run_a, run_b)), fontsize=9,
