@@ -144,9 +144,9 @@ explorer = nb.explore(RUN_FOLDER)"""),
     ("code", """#@title Compare with another run (its RUN_NAME, beside this one)
 COMPARE_WITH = ""  #@param {type:"string"}
 COMPARE_EPOCH = 0  #@param {type:"integer"}
-nb.compare(RUN_FOLDER, COMPARE_WITH, COMPARE_EPOCH)"""),
+nb.compare(RUN_FOLDER, COMPARE_WITH, COMPARE_EPOCH);"""),
     ("code", """#@title Nearest training images: is it drawing new faces or copying?
-nb.nearest(RUN_FOLDER)"""),
+nb.nearest(RUN_FOLDER);"""),
     ("code", """#@title Score (FID/KID: minutes on a GPU; compare FID only at equal SCORE_IMAGES)
 SCORE = False  #@param {type:"boolean"}
 SCORE_METRICS = "fid,kid"  #@param ["fid,kid", "fid", "swd"]
