@@ -49,7 +49,7 @@ def child(args) -> None:
 
     from dcgan.cache import open_cache
     from dcgan.data import batches as make_batches
-    from dcgan.data import resolve_crop
+    from dcgan.settings import crop as resolve_crop
     from dcgan.sources import open_source
 
     keras.ops.zeros(1)  # load the backend before measuring

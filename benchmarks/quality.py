@@ -138,6 +138,11 @@ RECIPES = {
     "demo+reuse": ("demo", {"reuse_fakes": True}),  # one G forward per step: more steps
     "demo+ema995": ("demo", {"ema_decay": 0.995}),
     "demo+32k": ("demo", {"demo_images": 32768}),  # more distinct faces, less memorising
+    "demo+ema998": ("demo", {"ema_decay": 0.998}),
+    "demo+lr2x": ("demo", {"d_learning_rate": 2e-4, "g_learning_rate": 4e-4}),
+    "demo+b32": ("demo", {"batch_size": 32}),  # twice the steps for the same images
+    "demo+nonoise": ("demo", {"label_noise": 0.0}),
+    "demo+wide": ("demo", {"g_widths": (256, 128, 64)}),
     # The seed model.  "seed" is the preset as it is now (G 2e-4, no dropout in D);
     # "seed-before" as it was until dcgan 0.5 (G 1e-4, D dropout 0.4), the rows between say
     # which of the two changes did what (docs/real_faces.md, "The seed model").
@@ -247,16 +252,21 @@ def demo_recipes(args) -> None:
     floor = sliced_wasserstein(real, floor_set)["swd_x1e3_avg"]
     print(f"# demo faces 32x32, {args.seconds:.0f} s of training per recipe on {os.cpu_count()} "
           f"CPUs, {keras.backend.backend()}; SWD x1e3 vs {n} held-out faces, floor {floor:.2f}")
-    print("| recipe | steps | images seen | SWD raw | SWD EMA | EMA / floor |")
-    print("|---|---|---|---|---|---|")
+    print("| recipe | steps | images seen | seconds | SWD raw | SWD EMA | EMA / floor |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.recipes.split(","):
         preset, changes = RECIPES[name]
         config = Config.from_preset(preset, **changes)
-        gan, _, steps = train_for(config, args.seconds)
-        raw = sliced_wasserstein(real, fake_set(gan.generator, n))["swd_x1e3_avg"]
-        ema = sliced_wasserstein(real, fake_set(gan.sampling_generator, n))["swd_x1e3_avg"]
-        print(f"| {name} | {steps} | {steps * config.batch_size} | {raw:.2f} | {ema:.2f} | "
-              f"{ema / floor:.2f} |", flush=True)
+        if args.at_steps:  # one continuing run, scored at each step count
+            stages = train_in_stages(config, [int(s) for s in args.at_steps.split(",")])
+        else:
+            gan, _, steps = train_for(config, args.seconds)
+            stages = [(gan, steps, args.seconds)]
+        for gan, steps, seconds in stages:
+            raw = sliced_wasserstein(real, fake_set(gan.generator, n))["swd_x1e3_avg"]
+            ema = sliced_wasserstein(real, fake_set(gan.sampling_generator, n))["swd_x1e3_avg"]
+            print(f"| {name} | {steps} | {steps * config.batch_size} | {seconds:.0f} | {raw:.2f} | "
+                  f"{ema:.2f} | {ema / floor:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -277,6 +287,9 @@ def main() -> None:
     parser.add_argument("--recipes", default=None,
                         help=f"some of {', '.join(RECIPES)} (with --data: default all; without: "
                              "the demo faces' rows for these recipes instead of the standard table)")
+    parser.add_argument("--at-steps", default="",
+                        help="with --recipes (demo faces): instead of --seconds, score one "
+                             "continuing run of each recipe after these numbers of steps")
     parser.add_argument("--out", default="runs/quality", help="with --data: where grids go")
     args = parser.parse_args()
     if args.data:

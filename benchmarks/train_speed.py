@@ -50,7 +50,8 @@ def _keras_worker(spec: dict):
     from dcgan.hardware import local_accelerator
     from dcgan.models import train_step_flops
     from dcgan.precision import compute_dtype
-    from dcgan.training import build_gan, resolved_settings
+    from dcgan.settings import resolve
+    from dcgan.training import build_gan
 
     if spec.get("simulate") and keras.backend.backend() == "tensorflow":
         import tensorflow as tf  # logical CPU devices, before TensorFlow's runtime starts
@@ -63,8 +64,8 @@ def _keras_worker(spec: dict):
                                 **spec.get("options", {}))
     keras.utils.set_random_seed(0)
     accelerator = local_accelerator()
-    settings = resolved_settings(config, accelerator)
-    with use_devices(settings["devices"]):
+    settings = resolve(config, accelerator)
+    with use_devices(settings.devices):
         gan = build_gan(config, settings)
     size = config.image_size
     images = np.random.default_rng(0).uniform(-1, 1, (spec["batch"], size, size, 3)).astype("float32")
@@ -80,10 +81,10 @@ def _keras_worker(spec: dict):
                 return images
 
         data = Same()
-    dtype = compute_dtype(settings["precision"])
-    spec["info"] = {"jit": settings["jit_compile"], "layout": settings["data_format"],
-                    "devices": settings["devices"],
-                    "precision": settings["precision"], "device": accelerator.name,
+    dtype = compute_dtype(settings.precision)
+    spec["info"] = {"jit": settings.jit_compile, "layout": settings.data_format,
+                    "devices": settings.devices,
+                    "precision": settings.precision, "device": accelerator.name,
                     "peak": accelerator.peak_tflops(dtype), "size": config.image_size,
                     "flops": train_step_flops(gan.generator, gan.discriminator, config.reuse_fakes)}
 

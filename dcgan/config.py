@@ -72,7 +72,7 @@ class Config:
     d_kernel: int = 4
     # 0: the seed's discriminator as described (conv + LeakyReLU blocks, one Dense).  Dropout 0.4
     # there, with G at 1e-4, made the seed model lag the demo network on real faces
-    # (docs/real_faces.md, "The seed model": SWD 2.62x the floor at 15k images vs 2.03x)
+    # (docs/real_faces.md, "The seed model")
     d_dropout: float = 0.0
     leaky_slope: float = 0.2
 
@@ -90,15 +90,15 @@ class Config:
     # pytorch/examples) instead of drawing fresh latents
     reuse_fakes: bool = False
 
-    # "auto": what measured fastest on each backend (dcgan.training.AUTO_JIT); "true"/"false"
+    # "auto": what measured fastest on each backend (dcgan.settings.AUTO_JIT); "true"/"false"
     jit_compile: str = "auto"
-    # the networks' inner layout ("auto": channels_last, see models.AUTO_FORMAT); images
-    # in and out and the weights are the same either way (dcgan.models.resolve_data_format)
+    # the networks' inner layout ("auto": channels_last, see settings.AUTO_FORMAT); images
+    # in and out and the weights are the same either way (dcgan.settings.data_format)
     data_format: str = "auto"
     # "auto": float16 on NVIDIA 7.x GPUs (T4, V100), bfloat16 on 8.0+ (A100, L4, H100) and
-    # TPUs, float32 on CPUs (dcgan.hardware.precision_for); float16 gets loss scaling
+    # TPUs, float32 on CPUs (dcgan.settings.precision); float16 gets loss scaling
     precision: str = "auto"
-    # training steps per call into the compiled step (0: auto, dcgan.training.AUTO_STEPS);
+    # training steps per call into the compiled step (0: auto, dcgan.settings.AUTO_STEPS);
     # callbacks still run once per epoch, the progress bar moves in jumps of this many
     steps_per_execution: int = 0
     # data-parallel devices: "auto" (every local GPU/TPU on JAX; one elsewhere) or a number;
@@ -256,16 +256,6 @@ class Config:
             raise bad(*problem)
         return self
 
-    def resolved_best_every(self) -> int:
-        """Epochs between scores of the generator kept as the best (0: none are kept)."""
-        if self.best_every >= 0:
-            return self.best_every
-        return self.epochs // 5 if self.epochs >= 5 else 0
-
-    def resolved_min_image_side(self) -> int:
-        """Images whose short side is below this are skipped (0: none are)."""
-        return self.image_size // 4 if self.min_image_side < 0 else self.min_image_side
-
     # --------------------------------------------------------------- json i/o
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -385,8 +375,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The recipe for real face photos (benchmarks/quality.py --data lfw, docs/real_faces.md):
     # dcgan64 with DiffAugment's translation only (colour and cutout leaked into
-    # the samples or slowed them) and batch 32.  On scikit-image's 100 LFW faces at 64x64 after
-    # 15k images seen: SWD 1.42x the real-vs-real floor, vs 3.78x (collapsed) for dcgan64.
+    # the samples or slowed them) and batch 32, where plain dcgan64 collapses on few photos.
     "faces64": {
         "architecture": "dcgan",
         "image_size": 64,
@@ -407,8 +396,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 32,
         "latent_dim": 32,
         "g_widths": (128, 64, 32),
-        # A slower D (TTUR-style) and a short EMA suit minutes-long runs: benchmarks/quality.py
-        # gave SWD 1.98x the real-vs-real floor at 420 s, vs 2.30x (docs/quality.md).
+        # A slower D (TTUR-style) and a short EMA suit minutes-long runs (docs/quality.md).
         "d_learning_rate": 1e-4,
         "g_learning_rate": 2e-4,
         "ema_decay": 0.99,

@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import threading
 
-import keras
 import numpy as np
 
 from dcgan.cache import open_cache
 from dcgan.config import Config
 from dcgan.demo_faces import DemoImages
 from dcgan.errors import DataError
-from dcgan.sources import celeba_crop, open_source
+from dcgan import backend, settings
+from dcgan.sources import open_source
 
 DEMO_DATA_SEED = 0  # the demo data set is the same whatever the training seed
-
-
-def resolve_crop(config: Config, is_celeba: bool) -> int:
-    """The crop in pixels (0 = the short side): `auto` picks CelebA's face crop for CelebA."""
-    if config.crop >= 0:
-        return config.crop
-    return celeba_crop(config.image_size) if is_celeba else 0
 
 
 def open_images(config: Config, at_least: int = 0, progress: bool | None = None):
@@ -36,9 +29,9 @@ def open_images(config: Config, at_least: int = 0, progress: bool | None = None)
     if config.data == "demo":
         return DemoImages(max(config.demo_images, at_least), config.image_size, DEMO_DATA_SEED)
     source = open_source(config.data, config.split)
-    return open_cache(source, config.image_size, resolve_crop(config, source.is_celeba),
+    return open_cache(source, config.image_size, settings.crop(config, source.is_celeba),
                       config.cache_dir or None, progress=progress,
-                      min_side=config.resolved_min_image_side())
+                      min_side=settings.min_image_side(config))
 
 
 def load_real_images(config: Config, n: int | None = None) -> np.ndarray:
@@ -90,21 +83,6 @@ class BatchReader:
         return batch.astype(np.float32) / 127.5 - 1.0
 
 
-class ImageBatches(keras.utils.PyDataset):
-    """The endless batch stream as a `keras.utils.PyDataset` (JAX, PyTorch: no TensorFlow)."""
-
-    def __init__(self, reader: BatchReader, workers: int = 2):
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
-        self.reader = reader
-
-    @property
-    def num_batches(self):
-        return None  # endless: fit() takes steps_per_epoch batches per epoch
-
-    def __getitem__(self, b):
-        return self.reader(b)
-
-
 def make_dataset(config: Config, first_epoch: int = 0, images=None,
                  shard: tuple[int, int] = (0, 1)):
     """Return (dataset, image_count): endless shuffled batches of float32 images in [-1, 1].
@@ -125,20 +103,7 @@ def make_dataset(config: Config, first_epoch: int = 0, images=None,
 
 def batches(images, batch_size: int, seed: int, first_epoch: int = 0,
             shard: tuple[int, int] = (0, 1)):
-    """Endless batches of float32 images in [-1, 1] from an image set, epoch by epoch:
-    a tf.data.Dataset on the TensorFlow backend, an `ImageBatches` PyDataset otherwise."""
+    """Endless batches of float32 images in [-1, 1] from an image set, epoch by epoch, as the
+    backend's trainer reads them (dcgan.backends: tf.data on TensorFlow, else a PyDataset)."""
     reader = BatchReader(images, batch_size, seed, first_epoch, shard)
-    if keras.backend.backend() != "tensorflow":
-        return ImageBatches(reader)
-    import tensorflow as tf  # lazy: seconds to import, and only its backend needs it
-
-    shape = (reader.shard_size, images.size, images.size, 3)
-
-    def read(b):
-        batch = tf.numpy_function(reader, [b], tf.float32, stateful=False)
-        batch.set_shape(shape)
-        return batch
-
-    return (tf.data.Dataset.range(2**62)
-            .map(read, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return backend.feed(reader, (reader.shard_size, images.size, images.size, 3))

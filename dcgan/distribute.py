@@ -39,7 +39,6 @@ import keras
 
 from dcgan.config import Config
 from dcgan.errors import ConfigError
-from dcgan.hardware import Accelerator, local_accelerator
 
 log = logging.getLogger("dcgan.train")
 MULTI_DEVICE_BACKENDS = ("jax", "tensorflow")
@@ -189,39 +188,9 @@ def data_shard() -> tuple[int, int]:
     return 0, 1
 
 
-def resolve_devices(config: Config, backend: str | None = None,
-                    accelerator: Accelerator | None = None) -> int:
-    """`config.devices` as a number of devices this process can train on.
-
-    "auto": every local GPU/TPU on JAX and TensorFlow; one on a CPU and on PyTorch."""
-    backend = backend or keras.backend.backend()
-    if process_count() > 1:  # a cluster trains on all of its devices
-        total = len(_devices(backend))
-        if config.devices not in ("auto", str(total)):
-            raise ConfigError(f"config field devices={config.devices}: a cluster of "
-                              f"{process_count()} processes trains on all its {total} devices; "
-                              "use auto")
-        return total
-    accelerator = accelerator or local_accelerator(backend)
-    if config.devices == "auto":
-        if accelerator.platform == "cpu":
-            return 1
-        if backend not in MULTI_DEVICE_BACKENDS:
-            if accelerator.count > 1:
-                log.info("%s: training on 1 of %d %s devices (--backend jax or tensorflow "
-                         "uses all of them)",
-                         backend, accelerator.count, accelerator.platform.upper())
-            return 1
-        return accelerator.count
-    count = int(config.devices)
-    if count > 1 and backend not in MULTI_DEVICE_BACKENDS:
-        raise ConfigError(f"config field devices={config.devices}: more than one device needs "
-                          f"--backend jax or tensorflow; Keras on {backend} trains on one")
-    available = len(_devices(backend))
-    if count > available:
-        raise ConfigError(f"config field devices={count}: this machine has {available} "
-                          f"{accelerator.platform.upper()} device(s) for Keras")
-    return count
+def local_device_count(backend: str | None = None) -> int:
+    """How many devices Keras can train on here (a cluster's: all of them)."""
+    return len(_devices(backend or keras.backend.backend()))
 
 
 def check_batch(config: Config, devices: int) -> None:

@@ -4,7 +4,7 @@
 next to torch can crash a process).  `PEAK_TFLOPS` is the dense (no sparsity) peak
 of known devices per precision, from the vendors' data sheets; the roofline
 benchmark (benchmarks/train_speed.py) reports a run's share of it, and the
-`auto` choices (precision, XLA) read the platform and compute capability.
+`auto` choices (dcgan.settings) read the platform and compute capability.
 """
 
 from __future__ import annotations
@@ -48,23 +48,6 @@ PEAK_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
     ("TPU v3", {"bfloat16": 61.5}),  # per core (JAX sees 2 per chip)
     ("TPU v2", {"bfloat16": 22.5}),  # per core
 )
-
-
-def precision_for(accelerator: Accelerator) -> str:
-    """What `precision="auto"` means on `accelerator`.
-
-    float16 on NVIDIA compute capability 7.x (V100, T4: tensor cores, no bfloat16),
-    bfloat16 on 8.0 and later (A100, L4, H100) and on TPUs, float32 elsewhere
-    (CPUs: no fast half-precision convolutions; older GPUs)."""
-    if accelerator.platform == "tpu":
-        return "mixed_bfloat16"
-    capability = accelerator.compute_capability
-    if accelerator.platform == "gpu" and capability is not None:
-        if capability >= (8, 0):
-            return "mixed_bfloat16"
-        if capability >= (7, 0):
-            return "mixed_float16"
-    return "float32"
 
 
 def local_accelerator(backend: str | None = None) -> Accelerator:

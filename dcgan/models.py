@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 from keras import layers, ops
 
-from dcgan.backend import replicas
+from dcgan import settings
 from dcgan.config import Config
 
 
@@ -22,37 +22,37 @@ class Architecture:
     """One registry entry: how to build both networks (which configs each can build is
     config.ARCHITECTURE_CHECKS, so a Config validates without Keras)."""
 
-    generator: Callable[[Config], keras.Model]
-    discriminator: Callable[[Config], keras.Model]
+    generator: Callable[[Config, "Inside"], keras.Model]
+    discriminator: Callable[[Config, "Inside"], keras.Model]
 
 
-def build_generator(config: Config) -> keras.Model:
-    """Map a latent vector of size `config.latent_dim` to an image in [-1, 1]."""
-    return ARCHITECTURES[config.architecture].generator(config)
+@dataclass(frozen=True)
+class Inside:
+    """How the networks compute inside, as the run's settings say (dcgan.settings): the
+    layout of their activations, and whether BatchNorm averages over tf.distribute replicas.
+    Images in and out stay (batch, height, width, 3), and the weights are the same, either way:
+    a checkpoint moves between layouts, backends and device counts unchanged."""
+
+    data_format: str = "channels_last"
+    synchronized_batch_norm: bool = False
 
 
-def build_discriminator(config: Config) -> keras.Model:
+def build_generator(config: Config, data_format: str | None = None,
+                    synchronized_batch_norm: bool = False) -> keras.Model:
+    """Map a latent vector of size `config.latent_dim` to an image in [-1, 1].
+    `data_format`: the inner layout (default: `config.data_format` as dcgan.settings resolves it)."""
+    inside = Inside(data_format or settings.data_format(config), synchronized_batch_norm)
+    return ARCHITECTURES[config.architecture].generator(config, inside)
+
+
+def build_discriminator(config: Config, data_format: str | None = None,
+                        synchronized_batch_norm: bool = False) -> keras.Model:
     """Map an image to one logit; this project's convention is high = fake."""
-    return ARCHITECTURES[config.architecture].discriminator(config)
+    inside = Inside(data_format or settings.data_format(config), synchronized_batch_norm)
+    return ARCHITECTURES[config.architecture].discriminator(config, inside)
 
 
 # ---------------------------------------------------------------- seed models
-def resolve_data_format(config: Config, backend: str | None = None) -> str:
-    """The layout inside the networks ("auto": what measured fastest per backend, AUTO_FORMAT).
-
-    Images in and out stay (batch, height, width, 3) whatever the layout inside, and the
-    weights are the same: a checkpoint moves between layouts and backends unchanged."""
-    if config.data_format != "auto":
-        return config.data_format
-    return AUTO_FORMAT.get(backend or keras.backend.backend(), "channels_last")
-
-
-# Keras on PyTorch transposes channels-last activations around every convolution, yet
-# channels_first measured no faster on a CPU (docs/speed.md); on a GPU it is unmeasured.
-# So "auto" keeps channels_last; a measurement that says otherwise lands as an entry here.
-AUTO_FORMAT: dict[str, str] = {}
-
-
 def _to_inner(x, fmt):
     """NHWC activations -> the networks' inner layout."""
     return layers.Permute((3, 1, 2))(x) if fmt == "channels_first" else x
@@ -63,7 +63,7 @@ def _to_outer(x, fmt):
     return layers.Permute((2, 3, 1))(x) if fmt == "channels_first" else x
 
 
-def _build_seed_generator(c: Config) -> keras.Model:
+def _build_seed_generator(c: Config, inside: Inside) -> keras.Model:
     """Dense -> 16x16 seed -> Conv2DTranspose stack (last ones upsample) -> Conv2D stack -> tanh."""
     upsamplings = int(math.log2(c.image_size // 16))
     z = keras.Input((c.latent_dim,), name="latent")
@@ -109,10 +109,10 @@ class ICNR(keras.initializers.Initializer):
         return {"stride": self.stride, "seed": self.seed}
 
 
-def _build_seed_discriminator(c: Config) -> keras.Model:
+def _build_seed_discriminator(c: Config, inside: Inside) -> keras.Model:
     """Strided conv + LeakyReLU blocks -> dropout -> one Dense logit."""
     image = keras.Input((c.image_size, c.image_size, 3), name="image")
-    fmt = resolve_data_format(c)
+    fmt = inside.data_format
     x = _to_inner(image, fmt)
     for i, width in enumerate(c.d_widths):
         x = _d_layer(c, layers.Conv2D(width, c.d_kernel, strides=2, padding="same",
@@ -187,28 +187,28 @@ def _dcgan_init(c: Config) -> dict:
     }
 
 
-def _batch_norm(init: dict, name: str, fmt: str) -> layers.Layer:
+def _batch_norm(init: dict, name: str, inside: Inside) -> layers.Layer:
     # PyTorch's BatchNorm2d defaults: momentum 0.1 (Keras 0.9), eps 1e-5.
     # Statistics over the global batch, as on one device: JAX's DataParallel does that by
     # itself; tf.distribute replicas must be told to (synchronized is TF-only in Keras).
-    return layers.BatchNormalization(axis=1 if fmt == "channels_first" else -1,
+    return layers.BatchNormalization(axis=1 if inside.data_format == "channels_first" else -1,
                                      momentum=0.9, epsilon=1e-5,
                                      gamma_initializer=init["gamma"], name=name,
-                                     synchronized=replicas()[0] > 1)
+                                     synchronized=inside.synchronized_batch_norm)
 
 
-def _build_dcgan_generator(c: Config) -> keras.Model:
+def _build_dcgan_generator(c: Config, inside: Inside) -> keras.Model:
     """As pytorch/examples' dcgan netG: 1x1 -> 4x4 -> ... -> image, BatchNorm + ReLU, tanh."""
     init = _dcgan_init(c)
     z = keras.Input((c.latent_dim,), name="latent")
-    fmt = resolve_data_format(c)
+    fmt = inside.data_format
     x = _to_inner(layers.Reshape((1, 1, c.latent_dim))(z), fmt)
     for i, width in enumerate(c.g_widths):
         stride, padding = (1, "valid") if i == 0 else (2, "same")
         x = layers.Conv2DTranspose(width, 4, strides=stride, padding=padding, use_bias=False,
                                    data_format=fmt, kernel_initializer=init["conv"],
                                    name=f"up{i}")(x)
-        x = _batch_norm(init, f"bn{i}", fmt)(x)
+        x = _batch_norm(init, f"bn{i}", inside)(x)
         x = layers.ReLU()(x)
     image = layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False, data_format=fmt,
                                    kernel_initializer=init["conv"], name="to_rgb")(x)
@@ -216,18 +216,18 @@ def _build_dcgan_generator(c: Config) -> keras.Model:
     return keras.Model(z, _to_outer(image, fmt), name="generator")
 
 
-def _build_dcgan_discriminator(c: Config) -> keras.Model:
+def _build_dcgan_discriminator(c: Config, inside: Inside) -> keras.Model:
     """As pytorch/examples' dcgan netD, with the final sigmoid folded into the loss."""
     init = _dcgan_init(c)
     image = keras.Input((c.image_size, c.image_size, 3), name="image")
-    fmt = resolve_data_format(c)
+    fmt = inside.data_format
     x = _to_inner(image, fmt)
     for i, width in enumerate(reversed(c.g_widths)):
         x = _d_layer(c, layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False,
                                       data_format=fmt, kernel_initializer=init["conv"],
                                       name=f"block{i}"))(x)
         if i > 0:  # Radford: no BatchNorm on the discriminator's input layer
-            x = _batch_norm(init, f"bn{i}", fmt)(x)
+            x = _batch_norm(init, f"bn{i}", inside)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = _d_layer(c, layers.Conv2D(1, 4, padding="valid", use_bias=False,
                                   kernel_initializer=init["conv"], data_format=fmt,

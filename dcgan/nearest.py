@@ -75,10 +75,8 @@ def nearest_faces(checkpoint: str | Path, data: str | None = None, n: int = 8, k
                   out: str | Path = "nearest.png", ema: bool = True, best: bool = False) -> Neighbours:
     """Generate `n` faces (seeds 0..n-1) from a run's generator, find each one's `k` nearest
     images in `data` (default: the run's own training data) and save the rows as a grid at `out`."""
-    from dcgan.cache import open_cache
     from dcgan.config import Config
     from dcgan.data import open_images
-    from dcgan.sources import celeba_crop, open_source
     from dcgan.gan import generate_images
     from dcgan.images import save_grid, to_uint8
     from dcgan.run import RunPaths
@@ -97,9 +95,8 @@ def nearest_faces(checkpoint: str | Path, data: str | None = None, n: int = 8, k
     elif data is None:
         raise DcganError(f"{checkpoint}: a .keras file alone does not say what it was trained on; "
                          "add --data SOURCE")
-    else:
-        source = open_source(data, "all")
-        images = open_cache(source, size, celeba_crop(size) if source.is_celeba else 0)
+    else:  # the default settings at the generator's size
+        images = open_images(Config(image_size=size, data=data).validated())
     generated = to_uint8(generate_images(generator, seed_latents(range(n), int(generator.input_shape[-1]))))
     found = nearest_real(generated, images, k)
     rows = np.concatenate([generated[:, None], found.real], axis=1)

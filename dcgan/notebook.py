@@ -21,7 +21,8 @@ from dcgan.data import load_real_images
 from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import environment, in_notebook
 from dcgan.errors import DataError, DcganError
-from dcgan.hardware import local_accelerator, precision_for
+from dcgan.hardware import local_accelerator
+from dcgan import settings
 from dcgan.hub import CELEBA_HUB_ID
 from dcgan.images import save_grid, show_image
 from dcgan.models import build_discriminator, build_generator, count_macs
@@ -90,7 +91,7 @@ def report_environment() -> dict:
     print(f"Python {info['python']}, Keras {info['keras']} on {backend} "
           f"{info.get(backend, '')}, device: {info['device']}")
     accelerator = local_accelerator(backend)
-    info["auto_precision"] = precision_for(accelerator)
+    info["auto_precision"] = settings.precision("auto", accelerator)
     print(f"precision \"auto\" trains in {info['auto_precision']} here ({accelerator.name})")
     advice = gpu_advice(info["device"], in_colab())
     if advice:

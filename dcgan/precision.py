@@ -16,16 +16,7 @@ import contextlib
 
 import keras
 
-from dcgan.hardware import Accelerator, local_accelerator, precision_for
-
 COMPUTE_DTYPE = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16", "float32": "float32"}
-
-
-def resolve_precision(mode: str, accelerator: Accelerator | None = None) -> str:
-    """`config.precision` as a Keras dtype policy name ("auto": what the device does best)."""
-    if mode != "auto":
-        return mode
-    return precision_for(accelerator or local_accelerator())
 
 
 def compute_dtype(policy: str) -> str:

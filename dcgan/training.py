@@ -13,90 +13,29 @@ from dcgan.checkpoint import restore_checkpoint
 from dcgan.config import Config
 from dcgan.data import make_dataset, open_images
 from dcgan.errors import CheckpointError, ConfigError
-from dcgan.distribute import (barrier, check_batch, data_shard, is_chief, process_count,
-                              resolve_devices, use_devices)
+from dcgan.distribute import barrier, check_batch, data_shard, is_chief, process_count, use_devices
 from dcgan.env import in_notebook, write_environment
 from dcgan.evaluate import KeepBest, PeriodicEval
 from dcgan.gan import DCGAN, latents_for
-from dcgan.hardware import Accelerator, local_accelerator
-from dcgan.models import build_discriminator, build_generator, resolve_data_format
-from dcgan.precision import dtype_policy, optimizer_for, resolve_precision
+from dcgan.models import build_discriminator, build_generator
+from dcgan.precision import dtype_policy, optimizer_for
 from dcgan.run import RunPaths, resolve_run
+from dcgan.settings import Settings, resolve
 
 SAMPLE_LATENT_SEED_OFFSET = 1_000_003  # sample latents differ from the training stream
 log = logging.getLogger("dcgan.train")
 
 
-# What `jit_compile="auto"` means per backend and platform: what measured fastest with
-# benchmarks/train_speed.py (docs/speed.md, "Precision, XLA and steps per call"): XLA on
-# TensorFlow and JAX; eager on PyTorch (torch.compile was no faster, and slower on a GPU).
-# TensorFlow on GPUs and TPUs is unmeasured; XLA is what Keras and JAX pick there.
-AUTO_JIT = {("tensorflow", "cpu"): True, ("tensorflow", "gpu"): True,
-            ("jax", "cpu"): True, ("jax", "gpu"): True, ("jax", "tpu"): True,
-            ("torch", "cpu"): False, ("torch", "gpu"): False}
-
-# What `steps_per_execution=0` ("auto") means: one step per call wherever more measured no
-# faster (docs/speed.md; PyTorch's trainer requires one).  A measurement that says otherwise
-# lands as an entry here.
-AUTO_STEPS: dict[tuple[str, str], int] = {}
-
-
-def resolve_jit_compile(mode: str, backend: str | None = None, platform: str | None = None) -> bool:
-    """`config.jit_compile` ("auto", "true", "false") as the bool `compile()` gets."""
-    if mode == "auto":
-        backend = backend or keras.backend.backend()
-        platform = platform or local_accelerator(backend).platform
-        return AUTO_JIT.get((backend, platform), False)
-    return mode == "true"
-
-
-def resolve_steps_per_execution(steps: int, backend: str | None = None,
-                                platform: str | None = None) -> int:
-    """`config.steps_per_execution` (0 = auto) as the number `compile()` gets."""
-    backend = backend or keras.backend.backend()
-    if steps == 0:
-        platform = platform or local_accelerator(backend).platform
-        return AUTO_STEPS.get((backend, platform), 1)
-    if steps > 1 and backend == "torch":
-        raise ConfigError(f"config field steps_per_execution={steps}: Keras on PyTorch runs one "
-                          "step per call; use 0 (auto) or 1, or another --backend")
-    return steps
-
-
-def resolved_settings(config: Config, accelerator: Accelerator | None = None,
-                      training: bool = True) -> dict:
-    """The `auto` fields as this process resolves them (recorded in environment.json).
-
-    `training=False` (sampling, evaluating a saved run): one device, one step per call,
-    so a run trained on 8 GPUs or with several steps per call loads anywhere."""
-    backend = keras.backend.backend()
-    accelerator = accelerator or local_accelerator(backend)
-    devices = resolve_devices(config, backend, accelerator) if training else 1
-    jit_compile = resolve_jit_compile(config.jit_compile, backend, accelerator.platform)
-    if backend == "tensorflow" and devices > 1 and jit_compile:
-        # XLA cannot compile a step over MirroredStrategy's per-device variables (Keras'
-        # own "auto" turns it off under tf.distribute too).
-        if config.jit_compile == "true":
-            raise ConfigError("config field jit_compile=true: XLA does not compile TensorFlow's "
-                              "multi-device step; use auto or false with devices > 1")
-        jit_compile = False
-    return {
-        "precision": resolve_precision(config.precision, accelerator),
-        "jit_compile": jit_compile,
-        "steps_per_execution": resolve_steps_per_execution(
-            config.steps_per_execution if training else 1, backend, accelerator.platform),
-        "data_format": resolve_data_format(config, backend),
-        "accelerator": accelerator.name,
-        "devices": devices,
-    }
-
-
-def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
-    """A compiled DCGAN for `config` (Adam for both networks), in its precision."""
-    settings = settings or resolved_settings(config, training=False)
-    policy = settings["precision"]
+def build_gan(config: Config, settings: Settings | None = None) -> DCGAN:
+    """A compiled DCGAN for `config` (Adam for both networks), as `settings` say (default:
+    this machine's, for one device)."""
+    settings = settings or resolve(config, training=False)
+    policy = settings.precision
+    inside = {"data_format": settings.data_format,
+              "synchronized_batch_norm": settings.synchronized_batch_norm}
     with dtype_policy(policy):
-        generator, discriminator = build_generator(config), build_discriminator(config)
+        generator = build_generator(config, **inside)
+        discriminator = build_discriminator(config, **inside)
     gan = DCGAN(generator, discriminator,
                 label_mode=config.label_mode, label_noise=config.label_noise,
                 label_smoothing=config.label_smoothing, seed=config.seed, ema_decay=config.ema_decay,
@@ -110,7 +49,7 @@ def build_gan(config: Config, settings: dict | None = None) -> DCGAN:
 
     gan.compile(
         d_optimizer=adam(config.d_learning_rate), g_optimizer=adam(config.g_learning_rate),
-        jit_compile=settings["jit_compile"], steps_per_execution=settings["steps_per_execution"],
+        jit_compile=settings.jit_compile, steps_per_execution=settings.steps_per_execution,
     )
     return gan
 
@@ -179,7 +118,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     config = config.validated()
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard")
-    check_batch(config, resolved_settings(config)["devices"])  # refuse before a run is touched
+    settings = resolve(config)
+    check_batch(config, settings.devices)  # refuse before a run is touched
     chief = is_chief()
     if process_count() > 1:  # all decide from the same folder before the chief changes it
         decided = resolve_run(config, resume, overwrite, allow_config_change, apply=False,
@@ -187,12 +127,14 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         barrier("dcgan: run resolved")
     if chief:
         decided = resolve_run(config, resume, overwrite, allow_config_change, if_exists=if_exists)
+    requested = config
     config, checkpoint = decided
+    if config != requested:  # resuming with the run's saved config
+        settings = resolve(config)
     paths = RunPaths(config.out_dir)
     initial_epoch = 0
     keras.utils.set_random_seed(config.seed)
-    settings = resolved_settings(config)
-    with use_devices(settings["devices"]):  # before any Keras object of the run exists
+    with use_devices(settings.devices):  # before any Keras object of the run exists
         gan = build_gan(config, settings)
     if checkpoint is not None:
         try:
@@ -223,14 +165,14 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     if chief:
         paths.root.mkdir(parents=True, exist_ok=True)
         config.to_json(paths.config)
-        write_environment(paths.environment, resolved=settings)
+        write_environment(paths.environment, resolved=settings.as_dict())
     if checkpoint is None:
         latents = sample_latents(config, paths, store=chief)
     steps = config.steps_per_epoch or count // config.batch_size
     real = images.read(np.arange(min(config.num_samples, count)))
     evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
                                 paths.metrics if chief else None)] if config.eval_every else [])
-    best_every = config.resolved_best_every()
+    best_every = settings.best_every
     keep_best = ([KeepBest(config, paths, best_every, config.best_images, config.best_metric,
                            config.patience, save=chief)] if best_every else [])
     live = (in_notebook() if live_view is None else live_view) and chief
@@ -252,12 +194,7 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         *([_live_view(paths, config, steps)] if live else []),  # after EpochLog's curves
         *(callbacks or []),
     ]
-    hosts = f" over {process_count()} processes" if process_count() > 1 else ""
-    log.info("on %s%s: precision %s, compiled step %s, %d step(s) per call",
-             settings["accelerator"],
-             f" x {settings['devices']} (data-parallel{hosts})" if settings["devices"] > 1 else "",
-             settings["precision"], "on" if settings["jit_compile"] else "off",
-             settings["steps_per_execution"])
+    log.info("%s", settings.describe())
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
                       steps_per_epoch=steps, callbacks=all_callbacks, verbose=0, shuffle=False)
     return gan, history

@@ -12,6 +12,7 @@ from dcgan.errors import CheckpointError, ConfigError
 from dcgan.evaluate import read_best, recover_best, save_best
 from dcgan.run import RunPaths, list_checkpoints
 from dcgan.sampling import generate, load_generator
+from dcgan.settings import resolve
 from dcgan.training import build_gan, train
 
 
@@ -72,11 +73,11 @@ def test_patience_stops_a_run_that_no_longer_improves(tiny_demo, tmp_path, caplo
 
 
 def test_best_every_auto_scores_five_times_a_run_of_five_epochs_or_more():
-    assert Config.from_preset("demo", epochs=15).resolved_best_every() == 3
-    assert Config.from_preset("seed128", epochs=25).resolved_best_every() == 5
-    assert Config.from_preset("demo", epochs=4).resolved_best_every() == 0
-    assert Config.from_preset("demo", epochs=4, best_every=1).resolved_best_every() == 1
-    assert Config.from_preset("demo", epochs=40, best_every=0).resolved_best_every() == 0
+    assert resolve(Config.from_preset("demo", epochs=15)).best_every == 3
+    assert resolve(Config.from_preset("seed128", epochs=25)).best_every == 5
+    assert resolve(Config.from_preset("demo", epochs=4)).best_every == 0
+    assert resolve(Config.from_preset("demo", epochs=4, best_every=1)).best_every == 1
+    assert resolve(Config.from_preset("demo", epochs=40, best_every=0)).best_every == 0
 
 
 @pytest.mark.parametrize("field, value", [("best_every", -2), ("patience", -1),

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.data import BatchReader, ImageBatches, load_real_images, make_dataset
+from dcgan.backends.pydataset import ImageBatches
+from dcgan.data import BatchReader, load_real_images, make_dataset
 from dcgan.sources import open_source
 from dcgan.errors import DataError
 

@@ -8,10 +8,11 @@ import pytest
 
 from dcgan.checkpoint import restore_checkpoint, save_checkpoint
 from dcgan.errors import ConfigError
-from dcgan.hardware import Accelerator, local_accelerator, precision_for
+from dcgan.hardware import Accelerator, local_accelerator
 from dcgan.precision import loss_scale
 from dcgan.run import RunPaths
-from dcgan.training import build_gan, resolved_settings, train
+from dcgan.settings import precision, resolve
+from dcgan.training import build_gan, train
 
 
 # Tiny models: TensorFlow builds a graph faster than an XLA program; JAX eager is slow.
@@ -45,7 +46,8 @@ def _steps(optimizer):
     ("cpu", None, "CPU (2 cores)", "float32"),
 ])
 def test_auto_precision_follows_the_device(platform, capability, name, expected):
-    assert precision_for(Accelerator(platform, name, capability)) == expected
+    assert precision("auto", Accelerator(platform, name, capability)) == expected
+    assert precision("float32", Accelerator(platform, name, capability)) == "float32"
 
 
 def test_peak_table_knows_the_colab_devices_and_says_unknown_otherwise():
@@ -59,8 +61,8 @@ def test_peak_table_knows_the_colab_devices_and_says_unknown_otherwise():
 
 def test_on_this_cpu_auto_is_float32_and_one_step_per_call(tiny_demo):
     assert local_accelerator().platform == "cpu"
-    settings = resolved_settings(tiny_demo)
-    assert settings["precision"] == "float32" and settings["steps_per_execution"] == 1
+    settings = resolve(tiny_demo)
+    assert settings.precision == "float32" and settings.steps_per_execution == 1
     gan = build_gan(tiny_demo)
     assert {layer.dtype_policy.name for layer in gan.generator.layers} == {"float32"}
     assert loss_scale(gan.d_optimizer) is None

@@ -286,7 +286,8 @@ def test_an_older_format_cache_is_removed_when_its_successor_is_built(tmp_path, 
 
 
 def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
-    from dcgan.cache import _decode_all_with_pillow, _decode_all_with_tensorflow
+    from dcgan.backends.tensorflow import decode_all as decode_all_with_tensorflow
+    from dcgan.decode import decode_all_with_pillow
     from dcgan.demo_faces import demo_faces
 
     for i, face in enumerate(demo_faces(12, 160, seed=1)):  # CelebA-shaped JPEGs and PNGs
@@ -294,10 +295,36 @@ def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
             tmp_path / f"{i:03d}.{'jpg' if i % 3 else 'png'}", quality=95)
     source = open_source(str(tmp_path), "all")
     for size, crop in [(64, 108), (32, 0)]:
-        pillow = list(_decode_all_with_pillow(source, size, crop, threads=3))
-        tensorflow = list(_decode_all_with_tensorflow(source, size, crop))
+        pillow = list(decode_all_with_pillow(source, size, crop, threads=3))
+        tensorflow = list(decode_all_with_tensorflow(source, size, crop))
         assert [i for i, _, _ in pillow] == [i for i, _, _ in tensorflow] == list(range(12))
         assert [s for _, _, s in pillow] == [s for _, _, s in tensorflow] == [178] * 12
         for (_, a, _), (_, b, _) in zip(pillow, tensorflow):
             assert a.shape == b.shape == (size, size, 3)
             assert np.abs(a.astype(int) - b.astype(int)).mean() < 5  # of 255 levels (a shifted crop: > 20)
+
+
+def test_each_file_that_fails_is_decoded_once_and_named_once(tmp_path, monkeypatch, caplog):
+    import dcgan.decode
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((20, 20, 3), 60 * i, np.uint8)).save(folder / f"good{i}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (folder / "text.png").write_bytes(b"hello")
+    calls = []
+    pillow = dcgan.decode.decode_one_with_pillow
+
+    def counting(data, size, crop):
+        calls.append(bytes(data[:8]))
+        return pillow(data, size, crop)
+
+    monkeypatch.setattr(dcgan.decode, "decode_one_with_pillow", counting)
+    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    cache = open_cache(open_source(str(folder)), 16, 0, tmp_path / "cache", progress=False)
+    assert cache.count == 3
+    assert calls.count(b"hello") == 1 and calls.count(b"\xff\xd8\xff not ") == 1
+    assert sorted(Path(name).name for name, _ in cache.meta["skipped"]) == ["broken.jpg", "text.png"]
+    named = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
+    assert len(named) == 2
