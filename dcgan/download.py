@@ -15,15 +15,13 @@ import json
 import logging
 import os
 import shutil
-import stat
-import tarfile
 import urllib.error
 import urllib.request
-import zipfile
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from dcgan.archives import BROKEN_ARCHIVE, Archive
 from dcgan.errors import DataError
 from dcgan.io import atomic_write_text, sha256_file
 from dcgan.sources import is_archive, looks_like_html
@@ -124,14 +122,13 @@ def extract_archive(archive: Path, target: Path) -> list[str]:
     shutil.rmtree(staging, ignore_errors=True)  # a partial extraction from an interrupted run
     staging.mkdir(parents=True)
     try:
-        refused = _extract_zip(archive, staging) if archive.name.lower().endswith(".zip") \
-            else _extract_tar(archive, staging)
+        refused = _extract(archive, staging)
         for item in sorted(staging.iterdir()):
             destination = target / item.name
             if destination.exists():
                 shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
             os.replace(item, destination)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+    except BROKEN_ARCHIVE as e:
         if looks_like_html(archive):
             raise DataError(f"{archive}: a web page (HTML), not an archive: an error or quota "
                             "page was saved in its place; download it again, or use "
@@ -160,38 +157,21 @@ def safe_member_path(root: Path, name: str) -> Path | None:
     return path
 
 
-def _extract_zip(archive: Path, root: Path) -> list[str]:
+def _extract(archive: Path, root: Path) -> list[str]:
+    """Write `archive`'s files and folders under `root`; return the names refused (links,
+    devices and paths that would land outside `root` are never written)."""
     refused = []
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            path = safe_member_path(root, info.filename)
-            is_link = stat.S_ISLNK(info.external_attr >> 16)
-            if path is None or is_link:
-                refused.append(info.filename)
-                continue
-            if info.is_dir():
-                path.mkdir(parents=True, exist_ok=True)
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-    return refused
-
-
-def _extract_tar(archive: Path, root: Path) -> list[str]:
-    refused = []
-    with tarfile.open(archive) as t:
-        for member in t:
+    with Archive(archive) as opened:
+        for member in opened.members():
             path = safe_member_path(root, member.name)
-            if path is None or not (member.isfile() or member.isdir()):
-                refused.append(member.name)  # links, devices and escapes are never written
+            if path is None or member.kind not in ("file", "dir"):
+                refused.append(member.name)
                 continue
-            if member.isdir():
+            if member.kind == "dir":
                 path.mkdir(parents=True, exist_ok=True)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            src = t.extractfile(member)
-            with src, open(path, "wb") as dst:
+            with opened.open(member.name) as src, open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     return refused
 

@@ -15,12 +15,11 @@ import glob
 import hashlib
 import io
 import os
-import tarfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from dcgan.archives import BROKEN_ARCHIVE, Archive
 from dcgan.config import SPLITS
 from dcgan.errors import DataError
 from dcgan.hub import hub_dataset, split_patterns
@@ -62,17 +61,14 @@ class Source:
 
     def read(self, entry: str) -> bytes:
         if self.kind == "archive":
-            return _archive_read(self._open_archive(), entry)
+            return self._open_archive().read(entry)
         if self.kind == "parquet":
             return self._archive.read(entry)
         return Path(entry).read_bytes()
 
     def _open_archive(self):
         if self._archive is None:
-            if str(self.root).lower().endswith(".zip"):
-                self._archive = zipfile.ZipFile(self.root)
-            else:
-                self._archive = tarfile.open(self.root)
+            self._archive = Archive(self.root)
         return self._archive
 
     def close(self) -> None:
@@ -292,14 +288,10 @@ def _folder_source(spec: str, root: Path) -> Source:
 
 def _archive_source(spec: str, path: Path) -> Source:
     try:
-        if str(path).lower().endswith(".zip"):
-            with zipfile.ZipFile(path) as z:
-                names = [i.filename for i in z.infolist() if not i.is_dir()]
-        else:
-            with tarfile.open(path) as t:
-                # Links stay in the list: the build names them if they lead nowhere.
-                names = [m.name for m in t.getmembers() if m.isfile() or m.issym() or m.islnk()]
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
+        with Archive(path) as archive:
+            # Links stay in the list: the build names them if they lead nowhere.
+            names = [m.name for m in archive.members() if m.kind in ("file", "link")]
+    except (*BROKEN_ARCHIVE, OSError) as e:
         if looks_like_html(path):
             raise DataError(f"{spec}: a web page (HTML), not an archive: the server sent an error "
                             "or quota page in its place (Google Drive does this); download it "
@@ -331,14 +323,6 @@ def _apply_split(source: Source, split: str) -> list[str]:
             keep.add(row[0].strip())
     return [e for e in source.entries if PurePosixPath(e.replace("\\", "/")).name in keep]
 
-
-def _archive_read(archive, name: str) -> bytes:
-    if isinstance(archive, zipfile.ZipFile):
-        return archive.read(name)
-    member = archive.extractfile(name)
-    if member is None:
-        raise OSError(f"{name}: not a regular file")
-    return member.read()
 
 
 def celeba_crop(image_size: int) -> int:
