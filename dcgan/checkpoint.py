@@ -48,6 +48,8 @@ TF_STATE_INDEX = "state.index"  # checkpoints before the backend-neutral format 
 # and a CPU): loss scales are kept when both sides have them, and otherwise left out.
 # Checkpoints before dcgan 0.3 lack the layers' random streams (dropout): those restart.
 OPTIONAL_PARTS = ("d_loss_scale", "g_loss_scale", "layer_seeds", "ada")
+# parts saved under an older name (dcgan <= 0.5: the random generator's state was "seed")
+RENAMED_PARTS = {"seed": "random_state"}
 
 
 def _layer_seeds(gan) -> list:
@@ -64,7 +66,7 @@ def state_parts(gan) -> dict[str, list]:
     parts = {"generator": gan.generator.weights, "discriminator": gan.discriminator.weights,
              "d_optimizer": inner_optimizer(gan.d_optimizer).variables,
              "g_optimizer": inner_optimizer(gan.g_optimizer).variables,
-             "seed": [gan.seed_generator.state]}
+             "random_state": [gan.seed_generator.state]}
     if gan.ema_generator is not None:
         parts["ema_generator"] = gan.ema_generator.weights
     if gan.ada_target > 0:
@@ -87,7 +89,8 @@ def _write_state(path: Path, gan) -> None:
 def _read_state(path: Path, gan) -> None:
     """Assign every variable from `path`; ValueError naming the first mismatch."""
     with np.load(path, allow_pickle=False) as stored:
-        arrays = dict(stored)
+        arrays = {RENAMED_PARTS.get(k.split("/")[0], k.split("/")[0]) + k[k.index("/"):]: v
+                  for k, v in stored.items()}
     assignments = []
     for part, variables in state_parts(gan).items():
         saved = sorted(k for k in arrays if k.startswith(part + "/"))

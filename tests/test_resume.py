@@ -350,3 +350,23 @@ def test_a_kill_between_an_epochs_log_row_and_its_checkpoint_logs_that_epoch_onc
     assert history.epoch == [1]
     after = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in after] == ["epoch", "1", "2"] and after[:2] == before[:2]
+
+
+def test_a_checkpoint_of_dcgan_0_5_with_its_seed_part_still_resumes_exactly(tiny_demo, tmp_path):
+    """dcgan <= 0.5 saved the random generator's state as the part "seed" (now "random_state")."""
+    straight, _ = train(_small(tiny_demo, epochs=2, out_dir=str(tmp_path / "a")), progress=False)
+    train(_small(tiny_demo, epochs=1, out_dir=str(tmp_path / "b")), progress=False)
+    checkpoint = list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
+    state = checkpoint / "state.npz"
+    with np.load(state) as stored:
+        arrays = {k.replace("random_state/", "seed/"): v for k, v in stored.items()}
+    assert any(k.startswith("seed/") for k in arrays)
+    with open(state, "wb") as f:
+        np.savez(f, **arrays)
+    meta = json.loads((checkpoint / "meta.json").read_text())
+    meta["files"] = {}  # as dcgan < 0.4 wrote them: no checksums to disagree with
+    (checkpoint / "meta.json").write_text(json.dumps(meta))
+    resumed, _ = train(_small(tiny_demo, epochs=2, out_dir=str(tmp_path / "b")), resume=True,
+                       progress=False)
+    for a, b in zip(_state(straight), _state(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
