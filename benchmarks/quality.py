@@ -143,6 +143,8 @@ RECIPES = {
     "demo+b32": ("demo", {"batch_size": 32}),  # twice the steps for the same images
     "demo+nonoise": ("demo", {"label_noise": 0.0}),
     "demo+wide": ("demo", {"g_widths": (256, 128, 64)}),
+    "demo+hinge": ("demo", {"loss": "hinge"}),
+    "demo+b128": ("demo", {"batch_size": 128, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4}),
     # The seed model.  "seed" is the preset as it is now (G 2e-4, no dropout in D);
     # "seed-before" as it was until dcgan 0.5 (G 1e-4, D dropout 0.4), the rows between say
     # which of the two changes did what (docs/real_faces.md, "The seed model").

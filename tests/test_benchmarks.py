@@ -47,3 +47,9 @@ def test_explore_speed():
                                   ["--backends", "torch", "--steps", "2", "--n", "32"]])
 def test_quality_modes(args):
     _run("quality.py", *args)
+
+
+def test_quality_scores_one_run_at_each_step_count():
+    rows = _run("quality.py", "--recipes", "demo", "--at-steps", "2,4", "--n", "32")
+    assert [(r.split("|")[1].strip(), r.split("|")[2].strip()) for r in rows[1:]] == [
+        ("demo", "2"), ("demo", "4")]
