@@ -144,6 +144,8 @@ RECIPES = {
     "demo+nonoise": ("demo", {"label_noise": 0.0}),
     "demo+wide": ("demo", {"g_widths": (256, 128, 64)}),
     "demo+hinge": ("demo", {"loss": "hinge"}),
+    "demo+lr2x+nonoise": ("demo", {"d_learning_rate": 2e-4, "g_learning_rate": 4e-4,
+                                   "label_noise": 0.0}),
     "demo+b128": ("demo", {"batch_size": 128, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4}),
     # The seed model.  "seed" is the preset as it is now (G 2e-4, no dropout in D);
     # "seed-before" as it was until dcgan 0.5 (G 1e-4, D dropout 0.4), the rows between say

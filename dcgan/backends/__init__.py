@@ -22,3 +22,21 @@ Backend-specific code elsewhere, by nature: dcgan/distribute.py (devices and clu
 dcgan/hardware.py and dcgan/env.py (what the machine has), dcgan/checkpoint.py (reading the
 old TensorFlow checkpoint format).
 """
+
+
+def add_gradients(grads, extra):
+    """`grads` + `extra` (None: nothing to add); a None gradient takes the extra one."""
+    if extra is None:
+        return grads
+    return [e if g is None else g + e for g, e in zip(grads, extra, strict=True)]
+
+
+def one_replica() -> tuple[int, int]:
+    """(replicas, this one's index) where a step runs as one program: JAX's DataParallel runs
+    one over the global batch; Keras on PyTorch trains on one device."""
+    return 1, 0
+
+
+def unchanged(value):
+    """replica_mean and step_logs where there is one replica."""
+    return value

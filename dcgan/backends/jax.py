@@ -16,8 +16,10 @@ import jax  # this module is only imported when Keras runs on JAX
 import keras
 from keras import StatelessScope
 
-from dcgan.backends import pydataset
+from dcgan.backends import add_gradients, one_replica, pydataset, unchanged
 
+replicas = one_replica
+replica_mean = step_logs = unchanged
 feed = pydataset.feed  # Keras feeds JAX from a PyDataset
 
 decode_all = None  # Pillow's decoder (dcgan.decode): a JAX runtime may have no TensorFlow
@@ -71,14 +73,8 @@ def gradient_step(loss_fn, variables, optimizer, extra_gradients=None):
     current = [scope.get_current_value(v) for v in variables]
     (_, (loss, aux, updates)), grads = jax.value_and_grad(scaled_loss_of, has_aux=True)(current)
     _assign(others, updates)
-    apply_gradients(optimizer, add(grads, extra_gradients), variables)
+    apply_gradients(optimizer, add_gradients(grads, extra_gradients), variables)
     return loss, aux
-
-
-def add(grads, extra):
-    if extra is None:
-        return grads
-    return [e if g is None else g + e for g, e in zip(grads, extra, strict=True)]
 
 
 def penalty_gradients(objective, inputs, penalty, variables, optimizer, active):
@@ -127,18 +123,6 @@ def input_grad(fn, x):
 
 def no_grad():
     return contextlib.nullcontext()
-
-
-def replicas() -> tuple[int, int]:
-    return 1, 0  # DataParallel runs one program over the global batch
-
-
-def replica_mean(value):
-    return value
-
-
-def step_logs(logs: dict) -> dict:
-    return logs
 
 
 def _pure(fn, variables):

@@ -6,21 +6,16 @@ import contextlib
 
 import tensorflow as tf  # this module is only imported when Keras runs on TensorFlow
 
+from dcgan.backends import add_gradients
+
 
 def gradient_step(loss_fn, variables, optimizer, extra_gradients=None):
     with tf.GradientTape() as tape:
         loss, aux = loss_fn()
         scaled = optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, variables)
-    apply_gradients(optimizer, add(grads, extra_gradients), variables)
+    apply_gradients(optimizer, add_gradients(grads, extra_gradients), variables)
     return loss, aux
-
-
-def add(grads, extra):
-    """`grads` + `extra` (None: nothing to add); a None gradient takes the extra one."""
-    if extra is None:
-        return grads
-    return [e if g is None else g + e for g, e in zip(grads, extra, strict=True)]
 
 
 def penalty_gradients(objective, inputs, penalty, variables, optimizer, active):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import keras
 import torch  # this module is only imported when Keras runs on PyTorch
 
-from dcgan.backends import pydataset
+from dcgan.backends import add_gradients, one_replica, pydataset, unchanged
 
+replicas = one_replica
+replica_mean = step_logs = unchanged
 feed = pydataset.feed  # Keras feeds PyTorch from a PyDataset
 
 decode_all = None  # Pillow's decoder (dcgan.decode): torch has none faster for these files
@@ -18,14 +20,8 @@ def gradient_step(loss_fn, variables, optimizer, extra_gradients=None):
     loss, aux = loss_fn()
     optimizer.scale_loss(loss).backward()
     grads = [v.value.grad for v in variables]
-    apply_gradients(optimizer, add(grads, extra_gradients), variables)
+    apply_gradients(optimizer, add_gradients(grads, extra_gradients), variables)
     return loss, aux
-
-
-def add(grads, extra):
-    if extra is None:
-        return grads
-    return [e if g is None else g + e for g, e in zip(grads, extra, strict=True)]
 
 
 def penalty_gradients(objective, inputs, penalty, variables, optimizer, active):
@@ -58,18 +54,6 @@ def input_grad(fn, x):
 
 def no_grad():
     return torch.no_grad()
-
-
-def replicas() -> tuple[int, int]:
-    return 1, 0  # Keras on PyTorch trains on one device
-
-
-def replica_mean(value):
-    return value
-
-
-def step_logs(logs: dict) -> dict:
-    return logs
 
 
 def stateless_train_step(model, step, state, data):
