@@ -96,7 +96,7 @@ def nearest_faces(checkpoint: str | Path, data: str | None = None, n: int = 8, k
         raise DcganError(f"{checkpoint}: a .keras file alone does not say what it was trained on; "
                          "add --data SOURCE")
     else:  # the default settings at the generator's size
-        images = open_images(Config(image_size=size, data=data).validated())
+        images = open_images(Config(image_size=size, data=data))  # only its data fields matter
     generated = to_uint8(generate_images(generator, seed_latents(range(n), int(generator.input_shape[-1]))))
     found = nearest_real(generated, images, k)
     rows = np.concatenate([generated[:, None], found.real], axis=1)
