@@ -249,33 +249,46 @@ def real_faces(args) -> None:
 
 
 def demo_recipes(args) -> None:
-    """The demo faces, each recipe trained for --seconds: SWD of raw and EMA generators vs
-    the same held-out faces as the standard table."""
+    """The demo faces, each recipe trained for --seconds (or scored at --at-steps): SWD of raw
+    and EMA generators vs the same held-out faces as the standard table.  With several
+    --seeds, each recipe runs once per seed and a mean row (with the spread over seeds) follows:
+    one run's EMA / floor moves by about 0.4 from seed to seed, so single rows cannot tell
+    recipes apart that differ by less."""
     n = args.n
     real, floor_set = demo_faces(n, 32, seed=101), demo_faces(n, 32, seed=202)
     floor = sliced_wasserstein(real, floor_set)["swd_x1e3_avg"]
     floor_levels = " / ".join(f"{v:.1f}" for v in
                               sliced_wasserstein(real, floor_set)["swd_x1e3"].values())
+    seeds = [int(s) for s in str(args.seeds).split(",")]
     print(f"# demo faces 32x32, {args.seconds:.0f} s of training per recipe on {os.cpu_count()} "
           f"CPUs, {keras.backend.backend()}; SWD x1e3 vs {n} held-out faces, floor {floor:.2f} "
           f"(per level, 32 px / 16 px: {floor_levels})")
-    print("| recipe | steps | images seen | seconds | SWD raw | SWD EMA | EMA per level | EMA / floor |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| recipe | seed | steps | images seen | seconds | SWD raw | SWD EMA | EMA per level "
+          "| EMA / floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.recipes.split(","):
         preset, changes = RECIPES[name]
-        config = Config.from_preset(preset, **changes)
-        if args.at_steps:  # one continuing run, scored at each step count
-            stages = train_in_stages(config, [int(s) for s in args.at_steps.split(",")])
-        else:
-            gan, _, steps = train_for(config, args.seconds)
-            stages = [(gan, steps, args.seconds)]
-        for gan, steps, seconds in stages:
-            raw = sliced_wasserstein(real, fake_set(gan.generator, n))["swd_x1e3_avg"]
-            ema_levels = sliced_wasserstein(real, fake_set(gan.sampling_generator, n))
-            ema = ema_levels["swd_x1e3_avg"]
-            levels = " / ".join(f"{v:.1f}" for v in ema_levels["swd_x1e3"].values())
-            print(f"| {name} | {steps} | {steps * config.batch_size} | {seconds:.0f} | {raw:.2f} | "
-                  f"{ema:.2f} | {levels} | {ema / floor:.2f} |", flush=True)
+        ratios = {}  # steps -> EMA / floor of each seed
+        for seed in seeds:
+            config = Config.from_preset(preset, **{"seed": seed, **changes})
+            if args.at_steps:  # one continuing run, scored at each step count
+                stages = train_in_stages(config, [int(s) for s in args.at_steps.split(",")])
+            else:
+                gan, _, steps = train_for(config, args.seconds)
+                stages = [(gan, steps, args.seconds)]
+            for gan, steps, seconds in stages:
+                raw = sliced_wasserstein(real, fake_set(gan.generator, n))["swd_x1e3_avg"]
+                ema_levels = sliced_wasserstein(real, fake_set(gan.sampling_generator, n))
+                ema = ema_levels["swd_x1e3_avg"]
+                levels = " / ".join(f"{v:.1f}" for v in ema_levels["swd_x1e3"].values())
+                key = steps if args.at_steps else "budget"
+                ratios.setdefault(key, []).append(ema / floor)
+                print(f"| {name} | {seed} | {steps} | {steps * config.batch_size} | {seconds:.0f} | "
+                      f"{raw:.2f} | {ema:.2f} | {levels} | {ema / floor:.2f} |", flush=True)
+        if len(seeds) > 1:
+            for key, values in ratios.items():
+                print(f"| {name} | mean of {len(values)} | {key} | | | | | | "
+                      f"**{np.mean(values):.2f}** +- {np.std(values):.2f} |", flush=True)
 
 
 def main() -> None:
@@ -299,6 +312,9 @@ def main() -> None:
     parser.add_argument("--at-steps", default="",
                         help="with --recipes (demo faces): instead of --seconds, score one "
                              "continuing run of each recipe after these numbers of steps")
+    parser.add_argument("--seeds", default="0",
+                        help="with --recipes (demo faces): run each recipe once per seed "
+                             "(0,1,2) and add a mean row")
     parser.add_argument("--out", default="runs/quality", help="with --data: where grids go")
     args = parser.parse_args()
     if args.data:

@@ -49,7 +49,16 @@ def test_quality_modes(args):
     _run("quality.py", *args)
 
 
-def test_quality_scores_one_run_at_each_step_count():
-    rows = _run("quality.py", "--recipes", "demo", "--at-steps", "2,4", "--n", "32")
-    assert [(r.split("|")[1].strip(), r.split("|")[2].strip()) for r in rows[1:]] == [
-        ("demo", "2"), ("demo", "4")]
+def test_quality_scores_one_run_at_each_step_count_for_each_seed():
+    rows = _run("quality.py", "--recipes", "demo", "--at-steps", "2,4", "--n", "32",
+                "--seeds", "0,1")
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [c[:3] for c in cells] == [["demo", "0", "2"], ["demo", "0", "4"], ["demo", "1", "2"],
+                                      ["demo", "1", "4"], ["demo", "mean of 2", "2"],
+                                      ["demo", "mean of 2", "4"]]
+    # The mean row is the mean of its seeds' rows.
+    by_seed = {(c[1], c[2]): float(c[-1]) for c in cells[:4]}
+    mean_at_4 = float(cells[5][-1].split()[0].strip("*"))
+    assert abs(mean_at_4 - (by_seed["0", "4"] + by_seed["1", "4"]) / 2) <= 0.006
+    # Different seeds are different runs.
+    assert cells[1][6] != cells[3][6]
