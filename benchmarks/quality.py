@@ -259,7 +259,7 @@ def demo_recipes(args) -> None:
     floor = sliced_wasserstein(real, floor_set)["swd_x1e3_avg"]
     floor_levels = " / ".join(f"{v:.1f}" for v in
                               sliced_wasserstein(real, floor_set)["swd_x1e3"].values())
-    seeds = [int(s) for s in str(args.seeds).split(",")]
+    seeds = args.seeds
     print(f"# demo faces 32x32, {args.seconds:.0f} s of training per recipe on {os.cpu_count()} "
           f"CPUs, {keras.backend.backend()}; SWD x1e3 vs {n} held-out faces, floor {floor:.2f} "
           f"(per level, 32 px / 16 px: {floor_levels})")
@@ -272,7 +272,7 @@ def demo_recipes(args) -> None:
         for seed in seeds:
             config = Config.from_preset(preset, **{"seed": seed, **changes})
             if args.at_steps:  # one continuing run, scored at each step count
-                stages = train_in_stages(config, [int(s) for s in args.at_steps.split(",")])
+                stages = train_in_stages(config, args.at_steps)
             else:
                 gan, _, steps = train_for(config, args.seconds)
                 stages = [(gan, steps, args.seconds)]
@@ -289,6 +289,14 @@ def demo_recipes(args) -> None:
             for key, values in ratios.items():
                 print(f"| {name} | mean of {len(values)} | {key} | | | | | | "
                       f"**{np.mean(values):.2f}** +- {np.std(values):.2f} |", flush=True)
+
+
+def int_list(text: str) -> list[int]:
+    """'1500,3000' -> [1500, 3000]; argparse turns the ValueError into one usage line."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas") from None
 
 
 def main() -> None:
@@ -309,14 +317,17 @@ def main() -> None:
     parser.add_argument("--recipes", default=None,
                         help=f"some of {', '.join(RECIPES)} (with --data: default all; without: "
                              "the demo faces' rows for these recipes instead of the standard table)")
-    parser.add_argument("--at-steps", default="",
+    parser.add_argument("--at-steps", type=int_list, default=[],
                         help="with --recipes (demo faces): instead of --seconds, score one "
                              "continuing run of each recipe after these numbers of steps")
-    parser.add_argument("--seeds", default="0",
+    parser.add_argument("--seeds", type=int_list, default=[0],
                         help="with --recipes (demo faces): run each recipe once per seed "
                              "(0,1,2) and add a mean row")
     parser.add_argument("--out", default="runs/quality", help="with --data: where grids go")
     args = parser.parse_args()
+    unknown = [name for name in (args.recipes or "").split(",") if name and name not in RECIPES]
+    if unknown:
+        parser.error(f"--recipes: no recipe named {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     if args.data:
         args.recipes = args.recipes or ",".join(RECIPES)
         return real_faces(args)

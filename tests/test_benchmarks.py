@@ -62,3 +62,15 @@ def test_quality_scores_one_run_at_each_step_count_for_each_seed():
     assert abs(mean_at_4 - (by_seed["0", "4"] + by_seed["1", "4"]) / 2) <= 0.006
     # Different seeds are different runs.
     assert cells[1][6] != cells[3][6]
+
+
+@pytest.mark.parametrize("args, named", [(["--recipes", "demo", "--seeds", "0,x"], "--seeds"),
+                                         (["--recipes", "demo", "--at-steps", "5,y"], "--at-steps"),
+                                         (["--recipes", "demo,dem"], "dem;")])
+def test_quality_bad_arguments_are_one_line(args, named):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), *args],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert named in result.stderr.strip().splitlines()[-1]
