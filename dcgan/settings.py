@@ -141,6 +141,12 @@ def best_every(config: Config) -> int:
 def _jit_compile(config: Config, backend: str, platform: str, devices: int) -> bool:
     jit = AUTO_JIT.get((backend, platform), False) if config.jit_compile == "auto" \
         else config.jit_compile == "true"
+    if config.jit_compile == "auto" and (backend, platform) == ("tensorflow", "cpu") \
+            and config.r1_gamma > 0:
+        # XLA on a CPU runs R1's gradient of a gradient through convolutions about 12x slower
+        # than a plain step (800 vs 65 ms on the demo preset); without XLA R1 costs nothing
+        # visible, so the run is faster eager (benchmarks/train_speed.py, docs/speed.md).
+        jit = False
     if backend == "tensorflow" and devices > 1 and jit:
         # XLA cannot compile a step over MirroredStrategy's per-device variables (Keras'
         # own "auto" turns it off under tf.distribute too).

@@ -74,3 +74,16 @@ def test_a_mixed_bfloat16_run_learns_as_well(tiny_demo):
                     and layer.name not in ("to_rgb", "logit_conv")]
     assert len(convolutions) >= 4 and {layer.compute_dtype for layer in convolutions} == {"bfloat16"}
     assert {w.dtype for layer in convolutions for w in layer.weights} == {"float32"}
+
+
+def test_the_demo_preset_learns_with_its_r1_penalty(tiny_demo):
+    """The demo preset trains with R1 (gamma 0.1, every 16 steps; eager on a TensorFlow CPU):
+    the same criterion as above, with the penalty on."""
+    from dcgan.config import Config
+
+    assert Config.from_preset("demo").r1_gamma == 0.1
+    config = tiny_demo.replace(demo_images=2048, batch_size=32, g_widths=(64, 32), r1_gamma=0.1)
+    untrained, trained, ema, gan, _ = _swd_before_and_after_training(config)
+    assert trained < 0.5 * untrained, (untrained, trained)
+    assert ema < 0.5 * untrained, (untrained, ema)
+    assert int(gan.d_optimizer.iterations) == 600

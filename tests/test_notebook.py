@@ -187,7 +187,7 @@ def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kern
         assert 'IF_RUN_EXISTS = "resume_changed"' in outputs["resume"]
         assert "Traceback" not in outputs["resume"] and "--" not in outputs["resume"]
         assert rerun("resume_changed", epochs=2)
-        assert "d_learning_rate  0.0001 -> 0.0003" in outputs["resume_changed"]
+        assert "d_learning_rate  0.0002 -> 0.0003" in outputs["resume_changed"]
         assert json.loads((run / "config.json").read_text())["d_learning_rate"] == 3e-4
         assert [r.split(",")[0] for r in (run / "log.csv").read_text().splitlines()] == ["epoch", "1", "2"]
         assert rerun("new_run", epochs=1)

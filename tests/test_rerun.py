@@ -32,7 +32,7 @@ def test_each_if_exists_choice_does_what_it_says(tiny_demo, tmp_path, caplog):
     with pytest.raises(CheckpointError) as error:
         train(tweaked, progress=False, if_exists="resume")
     message = str(error.value)
-    assert "d_learning_rate (0.0001 -> 0.0003)" in message and 'IF_RUN_EXISTS = "resume_changed"' in message
+    assert "d_learning_rate (0.0002 -> 0.0003)" in message and 'IF_RUN_EXISTS = "resume_changed"' in message
     assert "--" not in message and "\n" not in message
     assert _rows(run) == ["1"]  # nothing touched
 
@@ -45,7 +45,7 @@ def test_each_if_exists_choice_does_what_it_says(tiny_demo, tmp_path, caplog):
     train(tweaked.replace(epochs=3), progress=False, if_exists="resume_changed")
     assert _rows(run) == ["1", "2", "3"]
     assert json.loads((run / "config.json").read_text())["d_learning_rate"] == 3e-4
-    assert "d_learning_rate  0.0001 -> 0.0003" in caplog.text
+    assert "d_learning_rate  0.0002 -> 0.0003" in caplog.text
 
     # new_run: a fresh folder beside it; the old run is untouched
     train(tweaked.replace(epochs=1), progress=False, if_exists="new_run")

@@ -23,7 +23,7 @@ def test_on_this_cpu_every_auto_has_one_answer():
     settings = resolve(config)
     assert settings == Settings(
         backend=keras.backend.backend(), accelerator=settings.accelerator, platform="cpu",
-        devices=1, precision="float32", jit_compile=keras.backend.backend() != "torch",
+        devices=1, precision="float32", jit_compile=keras.backend.backend() == "jax",
         steps_per_execution=1, data_format="channels_last", min_image_side=8, best_every=3)
     explicit = resolve(config.replace(jit_compile="false", min_image_side=0, best_every=0,
                                       data_format="channels_first"))
@@ -31,6 +31,18 @@ def test_on_this_cpu_every_auto_has_one_answer():
             explicit.data_format) == (False, 0, 0, "channels_first")
     # sampling a saved run: one device, one step per call, whatever the run trained with
     assert resolve(config.replace(steps_per_execution=4), training=False).steps_per_execution == 1
+
+
+def test_auto_jit_turns_xla_off_for_r1_on_a_tensorflow_cpu():
+    """XLA runs R1's gradient of a gradient ~12x slower than a plain step on a CPU (the demo
+    preset has R1 on), so auto picks eager there; elsewhere, and when asked, it stays."""
+    demo = Config.from_preset("demo")
+    assert demo.r1_gamma > 0
+    assert resolve(demo).jit_compile is (keras.backend.backend() == "jax")
+    assert resolve(demo.replace(r1_gamma=0.0)).jit_compile is (keras.backend.backend() != "torch")
+    assert resolve(demo.replace(jit_compile="true")).jit_compile is True
+    gpu = Accelerator("gpu", "NVIDIA A100", (8, 0), count=1)
+    assert resolve(demo, gpu).jit_compile is (keras.backend.backend() != "torch")
 
 
 def test_auto_precision_and_devices_read_the_accelerator():
