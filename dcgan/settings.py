@@ -144,8 +144,8 @@ def _jit_compile(config: Config, backend: str, platform: str, devices: int) -> b
     if config.jit_compile == "auto" and (backend, platform) == ("tensorflow", "cpu") \
             and config.r1_gamma > 0:
         # XLA on a CPU runs R1's gradient of a gradient through convolutions about 12x slower
-        # than a plain step (800 vs 65 ms on the demo preset); without XLA R1 costs nothing
-        # visible, so the run is faster eager (benchmarks/train_speed.py, docs/speed.md).
+        # than a plain step (800 vs 65 ms on the demo preset): 168 ms a step on average with
+        # XLA, 107 without (benchmarks/train_speed.py, docs/speed.md).
         jit = False
     if backend == "tensorflow" and devices > 1 and jit:
         # XLA cannot compile a step over MirroredStrategy's per-device variables (Keras'
