@@ -116,6 +116,7 @@ def one_backend_json(args) -> None:
 # The demo preset's settings until dcgan 0.7 (before doubled rates and R1): the demo+...
 # recipes below were measured as changes to these, and keep meaning that.
 DEMO_BEFORE = {"d_learning_rate": 1e-4, "g_learning_rate": 2e-4, "r1_gamma": 0.0}
+LR2X = {"d_learning_rate": 2e-4, "g_learning_rate": 4e-4}  # both rates doubled
 
 # Recipes for the real-photo table: (preset, changes).  The networks are resized to each
 # --sizes entry (dcgan: one g_width per doubling from 4x4; seed: as its preset allows).
@@ -144,32 +145,24 @@ RECIPES = {
     "demo+ema995": ("demo", {**DEMO_BEFORE, "ema_decay": 0.995}),
     "demo+32k": ("demo", {**DEMO_BEFORE, "demo_images": 32768}),  # more distinct faces, less memorising
     "demo+ema998": ("demo", {**DEMO_BEFORE, "ema_decay": 0.998}),
-    "demo+lr2x": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4}),
+    "demo+lr2x": ("demo", {**DEMO_BEFORE, **LR2X}),
     "demo+b32": ("demo", {**DEMO_BEFORE, "batch_size": 32}),  # twice the steps for the same images
     "demo+nonoise": ("demo", {**DEMO_BEFORE, "label_noise": 0.0}),
     "demo+wide": ("demo", {**DEMO_BEFORE, "g_widths": (256, 128, 64)}),
     "demo+hinge": ("demo", {**DEMO_BEFORE, "loss": "hinge"}),
-    "demo+lr2x+nonoise": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4,
-                                   "label_noise": 0.0}),
-    "demo+b128": ("demo", {**DEMO_BEFORE, "batch_size": 128, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4}),
+    "demo+lr2x+nonoise": ("demo", {**DEMO_BEFORE, **LR2X, "label_noise": 0.0}),
+    "demo+b128": ("demo", {**DEMO_BEFORE, **LR2X, "batch_size": 128}),
     # the demo faces vary in ~30 independent ways (two background colours, skin, hair, eyes,
     # ~15 shapes and places): does a 32-d latent limit how many of them G covers?
-    "demo+lr2x+z64": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4, "latent_dim": 64}),
-    "demo+lr2x+z128": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4,
-                                "latent_dim": 128}),
-    "demo+lr2x+z16": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4, "latent_dim": 16}),
+    "demo+lr2x+z128": ("demo", {**DEMO_BEFORE, **LR2X, "latent_dim": 128}),
+    "demo+lr2x+z16": ("demo", {**DEMO_BEFORE, **LR2X, "latent_dim": 16}),
     "demo+lr4x": ("demo", {**DEMO_BEFORE, "d_learning_rate": 4e-4, "g_learning_rate": 8e-4}),
-    "demo+lr2x+32k": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4,
-                               "demo_images": 32768}),
-    "demo+lr2x+w256": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4,
-                                "g_widths": (256, 64, 32)}),  # wider where the layout is drawn
-    "demo+lr2x+ema995": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4,
-                                  "ema_decay": 0.995}),
+    "demo+lr2x+32k": ("demo", {**DEMO_BEFORE, **LR2X, "demo_images": 32768}),
+    "demo+lr2x+w256": ("demo", {**DEMO_BEFORE, **LR2X, "g_widths": (256, 64, 32)}),  # wider where the layout is drawn
     # the 16-px level (layout and colour) gets worse from 1,500 to 3,000 steps while fine
     # detail improves: coverage lost as D sharpens, what R1 is for
-    "demo+lr2x+r1": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4, "r1_gamma": 0.1}),
-    "demo+lr2x+r1g1": ("demo", {**DEMO_BEFORE, "d_learning_rate": 2e-4, "g_learning_rate": 4e-4, "r1_gamma": 1.0}),
-    "demo+lr3x": ("demo", {**DEMO_BEFORE, "d_learning_rate": 3e-4, "g_learning_rate": 6e-4}),
+    "demo+lr2x+r1": ("demo", {**DEMO_BEFORE, **LR2X, "r1_gamma": 0.1}),
+    "demo+lr2x+r1g1": ("demo", {**DEMO_BEFORE, **LR2X, "r1_gamma": 1.0}),
     # The seed model.  "seed" is the preset as it is now (G 2e-4, no dropout in D);
     # "seed-before" as it was until dcgan 0.5 (G 1e-4, D dropout 0.4), the rows between say
     # which of the two changes did what (docs/real_faces.md, "The seed model").
