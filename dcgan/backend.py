@@ -33,6 +33,9 @@ stateless_train_step = _impl.stateless_train_step  # JAX: train_step(state, data
 step_scope = getattr(_impl, "step_scope", None)  # JAX: tests run a step's pieces inside one
 feed = _impl.feed  # feed(reader, shape): endless batches reader(0), reader(1), ... for fit()
 decode_all = _impl.decode_all  # a faster decoder than Pillow's, or None
+# inside fit(): make the model's variables hold the newest values (JAX keeps them in the
+# trainer's state between epochs) before a mid-epoch checkpoint or grid reads them
+sync_state = getattr(_impl, "sync_state", lambda model: None)
 
 
 def name() -> str:

@@ -12,7 +12,9 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from dcgan import backend
 from dcgan.checkpoint import PARTIAL_PATTERN, save_checkpoint
+from dcgan.clock import Every, Pace, images_text
 from dcgan.env import in_notebook, show_progress
 from dcgan.errors import TrainingDiverged
 from dcgan.gan import generate_images
@@ -33,16 +35,22 @@ class SampleGrid(keras.callbacks.Callback):
     (1-based, continuing across resumed runs).  Fixed latents make the grids
     of different epochs directly comparable.  `save=False`: draw the grids but write
     nothing (the non-chief processes of a multi-host run take part in the computation).
+    With a `clock` (dcgan.clock.Clock), captions say how many images the generator had seen,
+    and `minutes` > 0 adds a grid at least that often inside an epoch,
+    `samples/epoch_EEE_IIIIIIIIIIIimg.png` (E whole epochs, I images seen).
     """
 
-    def __init__(self, paths: RunPaths, latents, real_images=None, show=None, save=True):
+    def __init__(self, paths: RunPaths, latents, real_images=None, show=None, save=True,
+                 clock=None, minutes: float = 0):
         super().__init__()
         self.paths = paths
         self.save = save
         self.latents = np.asarray(latents, np.float32)
         self.real_images = real_images
         self.show = in_notebook() if show is None else show
-        self.last_path = None
+        self.last_path = self.last_title = None
+        self.clock = clock
+        self.timer = Every(minutes if clock is not None else 0)
 
     def on_train_begin(self, logs=None):
         if not self.save:
@@ -53,8 +61,24 @@ class SampleGrid(keras.callbacks.Callback):
         if not self.paths.epoch_grid(0).exists():
             self._render(self.paths.epoch_grid(0), "untrained generator")
 
+    def on_train_batch_end(self, batch, logs=None):
+        if self.timer.due() and not self.clock.epoch_done:  # an epoch's end draws its own
+            self.render_now()
+
     def on_epoch_end(self, epoch, logs=None):
-        self._render(self.paths.epoch_grid(epoch + 1), f"epoch {epoch + 1}")
+        self.timer.reset()
+        self._render(self.paths.epoch_grid(epoch + 1), f"epoch {epoch + 1}{self._seen()}")
+
+    def render_now(self) -> None:
+        """A grid of the generator as it is now, inside an epoch."""
+        clock = self.clock
+        backend.sync_state(self.model)
+        self._render(self.paths.step_grid(clock.epoch, clock.images),
+                     f"epoch {clock.epoch + 1}, step {clock.step}/{clock.steps}{self._seen()}")
+        self.timer.reset()
+
+    def _seen(self) -> str:
+        return f" ({images_text(self.clock.images)} seen)" if self.clock is not None else ""
 
     def _render(self, path, title):
         self._save(path, generate_images(self.model.sampling_generator, self.latents), title)
@@ -63,7 +87,7 @@ class SampleGrid(keras.callbacks.Callback):
         if not self.save:
             return
         save_grid(path, images)
-        self.last_path = path
+        self.last_path, self.last_title = path, title
         if self.show:
             show_image(path, title)
 
@@ -72,19 +96,35 @@ class Checkpointer(keras.callbacks.Callback):
     """Every `every` epochs and after the last one, save a complete checkpoint (dcgan.checkpoint)
     and export `generator.keras`, `generator_ema.keras` and `discriminator.keras`.
 
-    All writes are atomic: a kill during a save leaves the previous files intact.
+    With a `clock` (dcgan.clock.Clock), `minutes` > 0 also saves at the first step that
+    many minutes after the last save, mid-epoch (`ckpt-EEEE-SSSSSS`, resumed bit-exactly),
+    and each checkpoint records the images seen and `data_identity` (the run's images,
+    dcgan.data.data_identity).  All writes are atomic: a kill during a save leaves the
+    previous files intact.
     """
 
-    def __init__(self, paths: RunPaths, config, latents, every=1, keep=3):
+    def __init__(self, paths: RunPaths, config, latents, every=1, keep=3, clock=None,
+                 minutes: float = 0, data_identity: str | None = None):
         super().__init__()
         self.paths = paths
         self.config = config
         self.latents = latents
         self.every = max(1, int(every))
         self.keep = keep
+        self.clock, self.data_identity = clock, data_identity
+        self.timer = Every(minutes if clock is not None else 0)
         self.last_saved = None
         self.done = None  # the last epoch finished
         self.saved_epoch = self.saved_final = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.timer.due() and not self.clock.epoch_done:  # an epoch's end saves itself
+            self.save_now()
+
+    def save_now(self) -> Path:
+        """A checkpoint of the state as it is now, inside an epoch."""
+        backend.sync_state(self.model)
+        return self._save(final=False, step=self.clock.step)
 
     def on_train_begin(self, logs=None):
         if self.paths.checkpoints.is_dir():
@@ -98,21 +138,32 @@ class Checkpointer(keras.callbacks.Callback):
         self._save(final)
 
     def on_train_end(self, logs=None):
-        # Stopped early (patience): the last epoch becomes the run's final checkpoint.
         stopped = (self.done is not None and self.done < self.config.epochs
                    and getattr(self.model, "stop_training", False))
-        if stopped and self.saved_final != self.done:
+        if not stopped:
+            return
+        if self.clock is not None and self.clock.stopped_by_budget:
+            # the time budget: the run goes on later (a mid-epoch stop saved already)
+            if self.clock.epoch_done and self.saved_epoch != self.done:
+                self._save(final=False)
+        elif self.saved_final != self.done:  # patience: the last epoch is the run's final one
             self._save(final=True)
 
-    def _save(self, final: bool) -> None:
-        self.saved_epoch = self.done
+    def _save(self, final: bool, step: int = 0) -> Path:
+        epoch = self.clock.epoch if step else self.done
+        self.saved_epoch = None if step else self.done
         self.saved_final = self.done if final else None
-        self.last_saved = save_checkpoint(self.paths.checkpoints, self.model, self.done,
-                                          self.config, self.latents, final=final, keep=self.keep)
+        position = {**(self.clock.position() if self.clock is not None else {}),
+                    **({"data_identity": self.data_identity} if self.data_identity else {})}
+        self.last_saved = save_checkpoint(self.paths.checkpoints, self.model, epoch, self.config,
+                                          self.latents, final=final, keep=self.keep, step=step,
+                                          position=position)
+        self.timer.reset()
         for network in (self.model.generator, self.model.ema_generator, self.model.discriminator):
             if network is not None:  # exported in float32 whatever the training precision
                 with atomic_path(self.paths.export(network.name)) as tmp:
                     float32_copy(network).save(tmp)
+        return self.last_saved
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -153,21 +204,28 @@ class EpochLog(keras.callbacks.Callback):
 
     # swd (or fid) and best_epoch: in the epochs the generator was scored (best_every);
     # ada_p: the adaptive augmentation strength at the epoch's end (ada_target)
-    FIELDS = ("epoch", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s",
+    # kimg: thousands of images seen at the epoch's end (resumes included)
+    FIELDS = ("epoch", "kimg", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_s",
               "swd", "fid", "best_epoch", "ada_p")
 
-    def __init__(self, paths: RunPaths, batch_size, steps_per_epoch, resumed_epoch: int = 0):
+    def __init__(self, paths: RunPaths, batch_size, steps_per_epoch, resumed_epoch: int = 0,
+                 clock=None):
         super().__init__()
         self.paths = paths
         self.batch_size = batch_size
         self.steps = steps_per_epoch
         self.resumed_epoch = resumed_epoch
+        self.clock = clock
         self.started = None
+        self.steps_at_begin = 0
+        self.trimmed = False
 
     def on_train_begin(self, logs=None):
         # Rows are written before an epoch's checkpoint (a kill between the two must not lose
         # the row); a resume from epoch N drops rows of later epochs, which it trains again.
-        if not self.paths.log.exists():
+        # (Once: a resume from mid-epoch runs fit() twice.)
+        trimmed, self.trimmed = self.trimmed, True
+        if trimmed or not self.paths.log.exists():
             return
         lines = self.paths.log.read_text(encoding="utf-8").splitlines()
         kept = lines[:1] + [line for line in lines[1:]
@@ -177,12 +235,15 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.steps_at_begin = self.clock.step if self.clock is not None else 0
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
         logs = logs or {}
+        timed_steps = self.steps - self.steps_at_begin  # a resumed epoch: the steps run here
         row = {"epoch": epoch + 1, "seconds": round(seconds, 3),
-               "images_per_s": round(self.steps * self.batch_size / seconds, 2),
+               "images_per_s": round(timed_steps * self.batch_size / seconds, 2),
+               **({"kimg": round(self.clock.kimg, 3)} if self.clock is not None else {}),
                **{k: float(logs[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "swd", "fid", "ada_p")
                   if k in logs}, **({"best_epoch": int(logs["best_epoch"])} if "best_epoch" in logs else {})}
         new = not self.paths.log.exists()
@@ -194,90 +255,12 @@ class EpochLog(keras.callbacks.Callback):
             f.write(",".join(str(row.get(k, "")) for k in columns) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        self.plots()
+
+    def plots(self) -> None:
+        """The loss curves and the progress GIF from everything so far."""
         plot_losses(self.paths.log, self.paths.losses_plot)
         progress_gif(self.paths.epoch_grids(), self.paths.progress_gif)
-
-
-class Pace:
-    """How fast a run goes and how long it has left, from the steps timed so far.
-
-    The first step of a session compiles the training step (seconds to minutes), so timing
-    starts after it.  Whole epochs, once timed, include what happens between epochs
-    (checkpoints, grids); before that, the per-step rate stands for the epoch."""
-
-    MIN_TIMED_STEPS = 5
-
-    def __init__(self, epochs: int, steps_per_epoch: int, batch_size: int):
-        self.epochs, self.steps, self.batch_size = epochs, steps_per_epoch, batch_size
-        self.epoch, self.step = 0, 0
-        self.timed_from = None  # (time, steps done) after the session's first step
-        self.done_steps = 0
-        self.epoch_seconds: list[float] = []  # whole epochs after the session's first
-        self.epoch_started = None
-        self.first_epoch = None
-
-    def epoch_begin(self, epoch: int) -> None:
-        self.epoch, self.step, self.epoch_started = epoch, 0, time.perf_counter()
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-
-    def step_end(self, step: int) -> None:
-        """`step`: steps done in this epoch (1-based)."""
-        self.done_steps += step - self.step
-        self.step = step
-        if self.timed_from is None:
-            self.timed_from = (time.perf_counter(), self.done_steps)
-
-    def epoch_end(self) -> None:
-        if self.epoch != self.first_epoch:
-            self.epoch_seconds.append(time.perf_counter() - self.epoch_started)
-
-    @property
-    def timed_steps(self) -> int:
-        return self.done_steps - self.timed_from[1] if self.timed_from else 0
-
-    def steps_per_second(self) -> float | None:
-        if self.timed_steps < self.MIN_TIMED_STEPS:
-            return None
-        return self.timed_steps / max(time.perf_counter() - self.timed_from[0], 1e-9)
-
-    def seconds_per_epoch(self) -> float | None:
-        if self.epoch_seconds:
-            recent = self.epoch_seconds[-3:]
-            return sum(recent) / len(recent)
-        rate = self.steps_per_second()
-        return self.steps / rate if rate else None
-
-    def seconds_left(self, after_epoch: bool = False) -> float | None:
-        """Time to the end of the run; `after_epoch`: the current epoch is finished."""
-        per_epoch, rate = self.seconds_per_epoch(), self.steps_per_second()
-        if per_epoch is None:
-            return None
-        if after_epoch:
-            return (self.epochs - self.epoch - 1) * per_epoch
-        rest_of_epoch = (self.steps - self.step) / rate if rate else per_epoch
-        return rest_of_epoch + (self.epochs - self.epoch - 1) * per_epoch
-
-    def summary(self, after_epoch: bool = False) -> str | None:
-        """'412 img/s, 3.2 min per epoch, about 1 h 18 min left for 24 epochs' (None until
-        enough steps are timed)."""
-        rate, left = self.steps_per_second(), self.seconds_left(after_epoch)
-        if rate is None or left is None:
-            return None
-        epochs_left = self.epochs - self.epoch - (1 if after_epoch else 0)
-        return (f"{rate * self.batch_size:,.0f} img/s, {duration(self.seconds_per_epoch())} per "
-                f"epoch, about {duration(left)} left for {epochs_left} epoch"
-                f"{'' if epochs_left == 1 else 's'}")
-
-
-def duration(seconds: float) -> str:
-    """'42 s', '3.2 min', '25 min', '1 h 18 min'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 3570:
-        return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours} h {minutes} min"
 
 
 class ProgressBar(keras.callbacks.Callback):
@@ -318,6 +301,11 @@ class ProgressBar(keras.callbacks.Callback):
                     self.bar.write(f"pace: {summary}", file=sys.stderr)
                 else:
                     log.info("pace: %s", summary)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:  # stopped inside an epoch (the time budget)
+            self.bar.close()
+            self.bar = None
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started

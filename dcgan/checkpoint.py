@@ -1,19 +1,23 @@
 """Complete, atomic training checkpoints, and resuming from them.
 
-A checkpoint is a folder `checkpoints/ckpt-EEEE/` holding:
+A checkpoint is a folder `checkpoints/ckpt-EEEE/` (after E whole epochs) or
+`checkpoints/ckpt-EEEE-SSSSSS/` (mid-epoch, S steps into epoch E + 1: `checkpoint_minutes`,
+or where `minutes` stopped the run) holding:
 
 - `state.npz`: every variable of the generator, its EMA copy, the
   discriminator (weights, BatchNorm statistics, dropout's random stream), both
   optimizers (moments, iteration counts; loss scales under float16) and the
-  GAN's random-generator state, as numpy arrays named `part/index` (backend-neutral: a checkpoint written on
-  TensorFlow resumes on JAX or PyTorch and back);
+  GAN's random-generator state and the epoch's running loss means, as numpy arrays named
+  `part/index` (backend-neutral: a checkpoint written on TensorFlow resumes on JAX or
+  PyTorch and back);
 - `latents.npy`: the fixed sample latents; `config.json`: the run's config;
-- `meta.json`: epoch, optimizer steps, time, library versions (written last).
+- `meta.json`: epoch, step inside the next epoch, global step, images seen, the data's
+  identity (dcgan.data.data_identity), optimizer steps, time, library versions (written last).
 
 It is written to `.ckpt-EEEE.partial-PID/`, every file fsynced, then renamed
 into place, so a kill during a save leaves the previous checkpoints intact and
-no folder that looks complete.  The last `keep` checkpoints are kept, and the
-final one always.
+no folder that looks complete.  The last `keep` epoch-end checkpoints are kept, and the
+final one always; a mid-epoch one only until a newer checkpoint exists.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dcgan.errors import CheckpointError
 from dcgan import __version__
 from dcgan.io import fsync_tree, remove_stale_partials, sha256_file
 from dcgan.precision import inner_optimizer, loss_scale_variables
-from dcgan.run import CHECKPOINT_META, checkpoint_folder, list_checkpoints
+from dcgan.run import CHECKPOINT_META, checkpoint_folder, checkpoint_position, list_checkpoints
 
 log = logging.getLogger("dcgan.train")
 PARTIAL_PATTERN = ".ckpt-*.partial-*"
@@ -47,7 +51,9 @@ TF_STATE_INDEX = "state.index"  # checkpoints before the backend-neutral format 
 # A run may change precision when it resumes (its "auto" differs between a T4, an A100
 # and a CPU): loss scales are kept when both sides have them, and otherwise left out.
 # Checkpoints before dcgan 0.3 lack the layers' random streams (dropout): those restart.
-OPTIONAL_PARTS = ("d_loss_scale", "g_loss_scale", "layer_seeds", "ada")
+# Checkpoints before dcgan 0.8 lack the epoch's running loss means (trackers): a resume at an
+# epoch's end resets them anyway.
+OPTIONAL_PARTS = ("d_loss_scale", "g_loss_scale", "layer_seeds", "ada", "trackers")
 # parts saved under an older name (dcgan <= 0.5: the random generator's state was "seed")
 RENAMED_PARTS = {"seed": "random_state"}
 
@@ -61,6 +67,12 @@ def _layer_seeds(gan) -> list:
     return seeds
 
 
+def tracker_variables(gan) -> list:
+    """The loss trackers' running sums and counts: a mid-epoch resume carries them into the
+    rest of the epoch, so its log row is the uninterrupted run's."""
+    return [v for metric in gan.metrics for v in metric.variables]
+
+
 def state_parts(gan) -> dict[str, list]:
     """The variables a checkpoint holds, by part, in a fixed order."""
     parts = {"generator": gan.generator.weights, "discriminator": gan.discriminator.weights,
@@ -69,6 +81,7 @@ def state_parts(gan) -> dict[str, list]:
              "random_state": [gan.seed_generator.state]}
     if gan.ema_generator is not None:
         parts["ema_generator"] = gan.ema_generator.weights
+    parts["trackers"] = tracker_variables(gan)
     if gan.ada_target > 0:
         parts["ada"] = [gan.ada_p]
     if _layer_seeds(gan):
@@ -132,11 +145,14 @@ def build_optimizers(gan) -> None:
 
 
 def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents: np.ndarray,
-                    final: bool = False, keep: int = 3) -> Path:
-    """Write checkpoint `ckpt-EPOCH` atomically into `folder`; prune old ones; return its path."""
+                    final: bool = False, keep: int = 3, step: int = 0,
+                    position: dict | None = None) -> Path:
+    """Write checkpoint `ckpt-EPOCH` (`step` > 0: `ckpt-EPOCH-STEP`, that many steps into the
+    next epoch) atomically into `folder`; prune old ones; return its path.  `position` goes
+    into meta.json (global_step, images, data_identity: what an exact resume needs)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    target = checkpoint_folder(folder, epoch)
+    target = checkpoint_folder(folder, epoch, step)
     partial = folder / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
@@ -147,7 +163,7 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
         config.to_json(partial / "config.json")
         files = {item.name: {"bytes": item.stat().st_size, "sha256": sha256_file(item)}
                  for item in sorted(partial.iterdir())}  # checked before a resume
-        meta = {"epoch": epoch, "d_steps": _steps(gan.d_optimizer),
+        meta = {"epoch": epoch, "step": step, **(position or {}), "d_steps": _steps(gan.d_optimizer),
                 "g_steps": _steps(gan.g_optimizer), "final": final,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dcgan": __version__,
                 **environment(), "files": files}
@@ -195,7 +211,10 @@ def restore_checkpoint(checkpoint: Path, gan) -> dict:
 
 def _prune(folder: Path, keep: int) -> None:
     checkpoints = list_checkpoints(folder)
-    for old in checkpoints[:-keep] if keep > 0 else []:
+    whole = [c for c in checkpoints if not checkpoint_position(c)[1]]
+    # a mid-epoch checkpoint is a safety net: superseded by any newer checkpoint
+    superseded = [c for c in checkpoints[:-1] if checkpoint_position(c)[1]]
+    for old in superseded + (whole[:-keep] if keep > 0 else []):
         try:
             if read_meta(old).get("final"):
                 continue

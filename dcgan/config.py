@@ -147,6 +147,15 @@ class Config:
     demo_images: int = 8192
     num_samples: int = 64  # images in each per-epoch sample grid
     checkpoint_every: int = 1  # epochs between full checkpoints (one is always saved at the end)
+    # also a full checkpoint at the first step this many minutes after the last one, inside
+    # an epoch (resumed bit-exactly); 0 = at epoch ends only.  A disconnect loses at most this.
+    checkpoint_minutes: float = 10.0
+    # also a sample grid (and the notebook's picture) at least this often inside an epoch,
+    # named by the images seen; 0 = once per epoch
+    sample_minutes: float = 0.0
+    # a time budget for this session: stop at the first step past it, after a checkpoint, the
+    # grids and the plots (a resume goes on); 0 = none
+    minutes: float = 0.0
     keep_checkpoints: int = 3  # the newest K are kept, and the final one
     tensorboard: bool = False  # also write a TensorBoard log to RUN/tensorboard
     eval_every: int = 0  # epochs between SWD evaluations during training (0 = off; slow on CPU)
@@ -222,6 +231,10 @@ class Config:
             raise bad("steps_per_execution", "must be 0 (auto) or a number of steps")
         if self.devices != "auto" and not (str(self.devices).isdigit() and int(self.devices) >= 1):
             raise bad("devices", "must be auto or a number of devices (1, 2, ...)")
+        for name in ("checkpoint_minutes", "sample_minutes", "minutes"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+                raise bad(name, "must be 0 (off) or a number of minutes")
         if self.keep_checkpoints < 0:
             raise bad("keep_checkpoints", "must not be negative")
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.demo_images < 1:
@@ -289,8 +302,8 @@ class Config:
 
 # Fields a resumed run may change without --allow-config-change: they don't alter the model,
 # the data or the optimisation, only how long it runs and what it writes.
-RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "keep_checkpoints", "tensorboard", "cache_dir",
-                     "eval_every", "eval_images", "jit_compile", "data_format", "precision",
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "checkpoint_minutes", "sample_minutes",
+                     "minutes", "keep_checkpoints", "tensorboard", "cache_dir", "eval_every", "eval_images", "jit_compile", "data_format", "precision",
                      "steps_per_execution", "devices", "best_every", "best_metric", "best_images",
                      "patience", "init_from")
 

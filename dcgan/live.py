@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import html
 import time
+from pathlib import Path
 
 import keras
 
-from dcgan.callbacks import Pace
+from dcgan.clock import Pace, images_text
 from dcgan.run import RunPaths
 
 
@@ -26,15 +27,18 @@ class LiveView(keras.callbacks.Callback):
     STATUS_EVERY_S = 2.0  # status redraws at most this often (Colab draws each one)
 
     def __init__(self, paths: RunPaths, epochs: int, steps_per_epoch: int, batch_size: int,
-                 display=None):
+                 display=None, clock=None, grids=None):
         super().__init__()
+        # `clock` (dcgan.clock.Clock): images seen in the status line; `grids` (the run's
+        # SampleGrid): a grid it draws inside an epoch (sample_minutes) is shown at once
+        self.clock, self.grids = clock, grids
         if display is None:
             from IPython.display import display  # only inside a notebook kernel
         self.paths, self.epochs, self.steps = paths, epochs, steps_per_epoch
         self.pace = Pace(epochs, steps_per_epoch, batch_size)
         self._display = display
         self.status_handle = self.picture_handle = None
-        self.last_status = self.last_picture = ""
+        self.last_status = self.last_picture = self.last_grid_name = ""
         self._drawn_at = 0.0
         self.logs = {}
         self.best_epoch = None  # the best-scoring epoch so far (KeepBest), once there is one
@@ -52,19 +56,32 @@ class LiveView(keras.callbacks.Callback):
         self.logs = logs or {}
         if time.perf_counter() - self._drawn_at >= self.STATUS_EVERY_S or batch + 1 == self.steps:
             self._status(self._status_text())
+        if (self.grids is not None and self.grids.last_path is not None
+                and self.grids.last_path.name != self.last_grid_name):
+            self._picture(self.grids.last_title, self.grids.last_path)
+
+    def on_train_end(self, logs=None):
+        if self.clock is not None and self.clock.stopped_by_budget:
+            self._status(self._status_text() + " | stopped: the time budget (minutes) is spent; "
+                         "run the cell again to go on")
 
     def on_epoch_end(self, epoch, logs=None):
         self.pace.epoch_end()
         self.logs = logs or self.logs
         self.best_epoch = int(self.logs["best_epoch"]) if "best_epoch" in self.logs else self.best_epoch
         self._status(self._status_text(after_epoch=True))
-        self._picture(f"epoch {epoch + 1}", self.paths.epoch_grid(epoch + 1))
+        grid = self.paths.epoch_grid(epoch + 1)
+        self._picture(self.grids.last_title if self.grids is not None and self.grids.last_path == grid
+                      else f"epoch {epoch + 1}", grid)
 
     # ---------------------------------------------------------------------- drawing
     def _status_text(self, after_epoch: bool = False) -> str:
         pace = self.pace
+        step = self.clock.step if self.clock is not None else pace.step
         where = (f"epoch {pace.epoch + 1}/{self.epochs} done" if after_epoch else
-                 f"epoch {pace.epoch + 1}/{self.epochs}, step {pace.step}/{self.steps}")
+                 f"epoch {pace.epoch + 1}/{self.epochs}, step {step}/{self.steps}")
+        if self.clock is not None:
+            where += f", {images_text(self.clock.images)}"
         losses = " ".join(f"{k} {float(v):.3f}" for k, v in self.logs.items()
                           if k in ("d_loss", "g_loss", "d_real", "d_fake", "swd", "fid"))
         summary = pace.summary(after_epoch) or "timing the first steps ..."
@@ -97,7 +114,7 @@ class LiveView(keras.callbacks.Callback):
                  for i, (caption, path) in enumerate(images) if path.exists()]
         if not parts:
             return
-        self.last_picture = title
+        self.last_picture, self.last_grid_name = title, Path(grid).name
         content = HTML("".join(parts))
         if self.picture_handle is None:
             self.picture_handle = self._display(content, display_id=True)

@@ -6,6 +6,7 @@ A run folder (`--out`) holds:
     metrics.jsonl  eval.json  tensorboard/
     samples/     latents.npy  real.png  epoch_000.png  epoch_001.png ...
     checkpoints/ ckpt-0001/ ... (complete, resumable state; see dcgan.checkpoint)
+                 ckpt-0001-000150/  (mid-epoch: 1 epoch and 150 steps; checkpoint_minutes)
                  generator.keras  generator_ema.keras  discriminator.keras
                  best/  generator.keras  generator_ema.keras  best.json  (the best scored)
     real_preview.png  faces.png  walk.png  progress_preview.gif   (the notebook's cells)
@@ -29,7 +30,8 @@ from dcgan.io import sha256_file
 
 log = logging.getLogger("dcgan.train")
 
-CHECKPOINT_NAME = re.compile(r"^ckpt-(\d{4,})$")
+# ckpt-EEEE after E whole epochs; ckpt-EEEE-SSSSSS mid-epoch, S steps into epoch E + 1
+CHECKPOINT_NAME = re.compile(r"^ckpt-(\d{4,})(?:-(\d{6,}))?$")
 CHECKPOINT_META = "meta.json"  # written last: a checkpoint folder without it is not complete
 
 
@@ -62,7 +64,14 @@ class RunPaths:
         """The sample grid after `epoch` epochs (0: the untrained generator)."""
         return self.samples / f"epoch_{epoch:03d}.png"
 
+    def step_grid(self, epoch: int, images: int) -> Path:
+        """A grid drawn inside epoch `epoch + 1` (sample_minutes, or where `minutes` stopped
+        the run), named by the images the generator had seen; it sorts between the grids of
+        epochs `epoch` and `epoch + 1`."""
+        return self.samples / f"epoch_{epoch:03d}_{images:011d}img.png"
+
     def epoch_grids(self) -> list[Path]:
+        """Every grid, in training order (mid-epoch ones between their epochs')."""
         return sorted(self.samples.glob("epoch_*.png"))
 
     def export(self, network_name: str) -> Path:
@@ -82,8 +91,15 @@ class RunPaths:
             file.unlink(missing_ok=True)
 
 
-def checkpoint_folder(checkpoints: str | Path, epoch: int) -> Path:
-    return Path(checkpoints) / f"ckpt-{epoch:04d}"
+def checkpoint_folder(checkpoints: str | Path, epoch: int, step: int = 0) -> Path:
+    """`ckpt-EEEE` after `epoch` whole epochs; `ckpt-EEEE-SSSSSS` `step` steps further."""
+    return Path(checkpoints) / (f"ckpt-{epoch:04d}" + (f"-{step:06d}" if step else ""))
+
+
+def checkpoint_position(checkpoint: str | Path) -> tuple[int, int]:
+    """(whole epochs, steps into the next) that a checkpoint's name says."""
+    match = CHECKPOINT_NAME.match(Path(checkpoint).name)
+    return int(match.group(1)), int(match.group(2) or 0)
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -93,7 +109,7 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir()
              if CHECKPOINT_NAME.match(p.name) and (p / CHECKPOINT_META).is_file()]
-    return sorted(found, key=lambda p: int(CHECKPOINT_NAME.match(p.name).group(1)))
+    return sorted(found, key=checkpoint_position)
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
@@ -168,9 +184,44 @@ def changes_table(saved: Config, config: Config, names: list[str]) -> str:
                      for n in names)
 
 
+def saved_config(paths: RunPaths) -> tuple[Config | None, Path | None]:
+    """(the run's config, its newest intact checkpoint): config.json, or where it is missing
+    (a half-synced Drive folder) the newest checkpoint's own copy; (None, None) for no run."""
+    checkpoint = latest_intact_checkpoint(paths.checkpoints)
+    if paths.config.exists():
+        return Config.from_json(paths.config), checkpoint
+    if checkpoint is None:
+        return None, None
+    log.info("%s has no config.json; resuming from %s's copy of the config", paths.root,
+             checkpoint.name)
+    return Config.from_json(checkpoint / "config.json"), checkpoint
+
+
+def _same_images(saved: Config, config: Config, checkpoint: Path, identify, apply: bool) -> bool:
+    """Whether `config.data` holds the images the run was trained on (the identity its
+    checkpoint recorded, dcgan.data.data_identity), wherever they are now."""
+    try:
+        recorded = json.loads((checkpoint / CHECKPOINT_META).read_text()).get("data_identity")
+    except (OSError, ValueError):
+        recorded = None
+    if not recorded or identify is None:
+        return False
+    try:
+        now = identify(config)
+    except Exception as e:  # the new path does not open: say so in the refusal's words
+        log.info("%s: %s", config.data, e)
+        return False
+    if now != recorded:
+        return False
+    if apply:
+        log.info("the run's %s images now come from %s (trained from %s)",
+                 recorded.split(":")[0], config.data, saved.data)
+    return True
+
+
 def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = False,
                 allow_config_change: bool = False, apply: bool = True,
-                if_exists: str | None = None) -> tuple[Config, Path | None]:
+                if_exists: str | None = None, identify=None) -> tuple[Config, Path | None]:
     """Decide between a new run and a resumed one; return (config to use, checkpoint or None).
 
     `resume`: False (a new run; refuses an existing one unless `overwrite`), True
@@ -179,7 +230,11 @@ def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = Fa
     three for a folder that may hold a run, and its errors name it instead of CLI flags.
     A run stopped before its first checkpoint has nothing to lose, so resuming it starts
     it again.  `apply=False` decides without clearing anything (the other processes of a
-    multi-host run; the chief clears).
+    multi-host run; the chief clears).  A run is found by its config.json or, where that is
+    missing, by its checkpoints (each holds a copy of the config): nothing but `overwrite`
+    ever removes a checkpoint.  `identify(config)` (dcgan.data's data_identity of the
+    config's images): a `data` path that differs from the saved one resumes when its images
+    are the ones the run recorded.
     """
     if if_exists is not None:
         if if_exists not in IF_EXISTS:
@@ -195,9 +250,8 @@ def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = Fa
             return resolve_run(config, overwrite=True, apply=apply)
         resume, allow_config_change = "auto", if_exists == "resume_changed"
     paths = RunPaths(config.out_dir)
-    if resume and paths.config.exists():
-        saved = Config.from_json(paths.config)
-        checkpoint = latest_intact_checkpoint(paths.checkpoints)
+    saved, checkpoint = saved_config(paths) if resume else (None, None)
+    if saved is not None:
         if checkpoint is None:
             if apply:
                 log.info("%s stopped before its first checkpoint; starting it again from its "
@@ -205,6 +259,9 @@ def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = Fa
                 paths.clear()
             return config, None
         changed = [n for n in changed_fields(saved, config) if n not in RESUMABLE_CHANGES]
+        moved = "data" in changed and _same_images(saved, config, checkpoint, identify, apply)
+        if moved:
+            changed.remove("data")
         if changed and not allow_config_change:
             detail = ", ".join(f"{n} ({getattr(saved, n)!r} -> {getattr(config, n)!r})"
                                for n in changed[:4])
@@ -220,7 +277,8 @@ def resolve_run(config: Config, resume: bool | str = False, overwrite: bool = Fa
             log.info("resuming %s with changed settings:\n%s", paths.root,
                      changes_table(saved, config, changed))
         merged = config if changed else saved.replace(
-            **{n: getattr(config, n) for n in RESUMABLE_CHANGES}, out_dir=config.out_dir)
+            **{n: getattr(config, n) for n in RESUMABLE_CHANGES}, out_dir=config.out_dir,
+            **({"data": config.data} if moved else {}))
         return merged, checkpoint
     if resume is True:
         raise CheckpointError(f"{paths.root}: nothing to resume (no config.json, no complete checkpoint)")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 
 import keras
 import numpy as np
 
 from dcgan.callbacks import Checkpointer, DivergenceGuard, EpochLog, ProgressBar, SampleGrid
-from dcgan.checkpoint import restore_checkpoint
+from dcgan.checkpoint import restore_checkpoint, tracker_variables
+from dcgan.clock import Clock, PlanLine, TimeBudget, WholeEpochs, duration, images_text
 from dcgan.config import Config
-from dcgan.data import make_dataset, open_images
+from dcgan.data import data_identity, make_dataset, open_images
 from dcgan.errors import CheckpointError, ConfigError
 from dcgan.distribute import barrier, check_batch, data_shard, is_chief, process_count, use_devices
 from dcgan.env import in_notebook, write_environment
@@ -76,10 +78,43 @@ def start_from(gan: DCGAN, spec: str) -> None:
     log.info("the generator starts from %s (the discriminator from scratch)", spec)
 
 
-def _live_view(paths: RunPaths, config: Config, steps: int):
+def _live_view(paths: RunPaths, config: Config, steps: int, clock: Clock, grids: SampleGrid):
     from dcgan.live import LiveView  # lazy: IPython, only in a notebook
 
-    return LiveView(paths, config.epochs, steps, config.batch_size)
+    return LiveView(paths, config.epochs, steps, config.batch_size, clock=clock, grids=grids)
+
+
+def _identify(config: Config) -> str:
+    """The identity of `config.data`'s images (a moved data folder resumes its run)."""
+    return data_identity(open_images(config))
+
+
+def _fit(gan, config: Config, images, callbacks: list, initial_epoch: int, initial_step: int,
+         steps: int, first_batch: int):
+    """gan.fit() from `initial_step` steps into epoch `initial_epoch`: a mid-epoch resume
+    first runs the rest of that epoch (Keras starts epochs at their first step), then the
+    other epochs; the data stream starts at global batch `first_batch` either way."""
+    phases = []
+    if initial_step:
+        phases.append((initial_epoch + 1, initial_epoch, steps - initial_step))
+        initial_epoch += 1
+    if initial_epoch < config.epochs:
+        phases.append((config.epochs, initial_epoch, steps))
+    history = None
+    for epochs, start, steps_now in phases:
+        dataset, _ = make_dataset(config, first_batch=first_batch, images=images, shard=data_shard())
+        done = gan.fit(dataset, epochs=epochs, initial_epoch=start, steps_per_epoch=steps_now,
+                       callbacks=callbacks, verbose=0, shuffle=False)
+        first_batch += (epochs - start) * steps_now
+        if history is None:
+            history = done
+        else:  # one History for the whole call, as one fit() would give
+            history.epoch += done.epoch
+            for key, values in done.history.items():
+                history.history.setdefault(key, []).extend(values)
+        if gan.stop_training:
+            break
+    return history
 
 
 def sample_latents(config: Config, paths: RunPaths, store: bool = True) -> np.ndarray:
@@ -115,6 +150,7 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     `discriminator.keras`, `log.csv`, `losses.png` and `progress.gif`.  In a multi-host
     run (dcgan.distribute.join_cluster) only the chief writes; all processes read.
     """
+    started = time.monotonic()  # the time budget (`minutes`) counts from here
     config = config.validated()
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard")
@@ -123,16 +159,19 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     chief = is_chief()
     if process_count() > 1:  # all decide from the same folder before the chief changes it
         decided = resolve_run(config, resume, overwrite, allow_config_change, apply=False,
-                              if_exists=if_exists)
+                              if_exists=if_exists, identify=_identify)
         barrier("dcgan: run resolved")
     if chief:
-        decided = resolve_run(config, resume, overwrite, allow_config_change, if_exists=if_exists)
+        decided = resolve_run(config, resume, overwrite, allow_config_change, if_exists=if_exists,
+                              identify=_identify)
     requested = config
     config, checkpoint = decided
     if config != requested:  # resuming with the run's saved config
         settings = resolve(config)
     paths = RunPaths(config.out_dir)
-    initial_epoch = 0
+    initial_epoch = initial_step = 0
+    meta = {}
+    carried = None
     keras.utils.set_random_seed(config.seed)
     with use_devices(settings.devices):  # before any Keras object of the run exists
         gan = build_gan(config, settings)
@@ -144,15 +183,18 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
                 raise CheckpointError(f"{e}; the changed settings do not fit the saved networks: "
                                       'use IF_RUN_EXISTS = "new_run" for them') from None
             raise
-        initial_epoch = int(meta["epoch"])
+        initial_epoch, initial_step = int(meta["epoch"]), int(meta.get("step", 0))
+        if initial_step:  # mid-epoch: the epoch's running loss means go on from here
+            carried = [(v, keras.ops.convert_to_numpy(v.value)) for v in tracker_variables(gan)]
         # The optimizers' learning rates are variables the checkpoint restored; a resume with
         # changed rates (--allow-config-change, the notebook's resume_changed) means the new ones.
         for optimizer, rate in ((gan.d_optimizer, config.d_learning_rate),
                                 (gan.g_optimizer, config.g_learning_rate)):
             optimizer.learning_rate = rate
         latents = np.load(checkpoint / "latents.npy", allow_pickle=False)
-        log.info("resuming %s from %s (epoch %d, %d steps)", paths.root, checkpoint.name,
-                 initial_epoch, meta["d_steps"])
+        log.info("resuming %s from %s (%d epochs%s, %d steps)", paths.root, checkpoint.name,
+                 initial_epoch, f" and {initial_step} steps" if initial_step else "",
+                 meta["d_steps"])
         if initial_epoch >= config.epochs:
             log.info("%s has already trained %d of %d epochs; pass --epochs N to go on",
                      paths.root, initial_epoch, config.epochs)
@@ -160,8 +202,8 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     elif config.init_from:
         start_from(gan, config.init_from)
     images = open_images(config)  # once: opening a large source stats every file
-    dataset, count = make_dataset(config, first_epoch=initial_epoch, images=images,
-                                  shard=data_shard())
+    count = images.count
+    make_dataset(config, images=images)  # refuses a data set smaller than a batch, now
     if chief:
         paths.root.mkdir(parents=True, exist_ok=True)
         config.to_json(paths.config)
@@ -169,6 +211,19 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
     if checkpoint is None:
         latents = sample_latents(config, paths, store=chief)
     steps = config.steps_per_epoch or count // config.batch_size
+    if initial_step >= steps:  # saved with a longer steps_per_epoch: that epoch is over
+        initial_epoch, initial_step, carried = initial_epoch + 1, 0, None
+    # The data's order is indexed by the global step (exact for any steps_per_epoch); older
+    # checkpoints record none: they started each epoch's data afresh.
+    first_batch = int(meta.get("global_step", initial_epoch * (count // config.batch_size)))
+    clock = Clock(steps, config.batch_size, initial_epoch, initial_step,
+                  global_step=first_batch,
+                  images=int(meta.get("images", first_batch * config.batch_size)),
+                  carried=carried, started=started)
+    timed = process_count() == 1  # time-based saves and stops: one process decides alone
+    if not timed and (config.checkpoint_minutes or config.sample_minutes or config.minutes):
+        log.info("checkpoint_minutes, sample_minutes and minutes apply to one process; this "
+                 "run of %d saves, draws and stops per epoch", process_count())
     real = images.read(np.arange(min(config.num_samples, count)))
     evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
                                 paths.metrics if chief else None)] if config.eval_every else [])
@@ -177,24 +232,50 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
                            config.patience, save=chief)] if best_every else [])
     live = (in_notebook() if live_view is None else live_view) and chief
     checkpointer = [Checkpointer(paths, config, latents, every=config.checkpoint_every,
-                                 keep=config.keep_checkpoints)] if chief else []
+                                 keep=config.keep_checkpoints, clock=clock,
+                                 minutes=config.checkpoint_minutes if timed else 0,
+                                 data_identity=data_identity(images))] if chief else []
+    epoch_log = EpochLog(paths, config.batch_size, steps, resumed_epoch=initial_epoch, clock=clock)
     writers = [  # the chief's; the other processes compute the samples and scores too
-        EpochLog(paths, config.batch_size, steps, resumed_epoch=initial_epoch),
+        epoch_log,
         ProgressBar(config.epochs, steps, config.batch_size, bar=progress, eta=not live,
                     leave=not live),
         *([keras.callbacks.TensorBoard(str(paths.tensorboard))] if config.tensorboard else []),
     ] if chief else []
-    all_callbacks = [
+    grids = SampleGrid(paths, latents, real, show=False if live else show_samples, save=chief,
+                       clock=clock, minutes=config.sample_minutes if timed else 0)
+    epoch_callbacks = [  # they see whole epochs only (a budget may stop one part-way)
         DivergenceGuard(paths.checkpoints, steps),
-        SampleGrid(paths, latents, real, show=False if live else show_samples, save=chief),
+        grids,
         *keep_best,  # before EpochLog: its score and best epoch go into the epoch's row
         *writers,
         *checkpointer,  # after the epoch's log row: a resume drops rows past its checkpoint
         *evaluation,
-        *([_live_view(paths, config, steps)] if live else []),  # after EpochLog's curves
+        *([_live_view(paths, config, steps, clock, grids)] if live else []),  # after the curves
         *(callbacks or []),
     ]
+
+    def stop_mid_epoch():  # the budget ran out inside an epoch: keep all of it
+        for saver in checkpointer:
+            saver.save_now()
+        grids.render_now()
+
+    all_callbacks = [
+        clock,  # first: the others read where training is
+        WholeEpochs(clock, epoch_callbacks),
+        *([PlanLine(clock, settings.accelerator, settings.precision, config.epochs,
+                    config.minutes if timed else 0)] if chief else []),
+        TimeBudget(clock, config.minutes if timed else 0, save=stop_mid_epoch),
+    ]
     log.info("%s", settings.describe())
-    history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=steps, callbacks=all_callbacks, verbose=0, shuffle=False)
+    history = _fit(gan, config, images, all_callbacks, initial_epoch, initial_step, steps,
+                   first_batch)
+    if clock.stopped_by_budget:
+        if chief:
+            epoch_log.plots()  # the progress GIF with the grid drawn where it stopped
+        log.info("stopped after %s of the %g-minute budget at %s (epoch %d of %d, step %d of "
+                 "%d); to go on, resume the run (python -m dcgan train --resume %s, or run the "
+                 "notebook's Train cell again)", duration(clock.elapsed()), config.minutes,
+                 images_text(clock.images), clock.epoch + 1, config.epochs, clock.step, steps,
+                 paths.root)
     return gan, history

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcgan.callbacks import Pace, duration
+from dcgan.clock import Pace, duration
 from dcgan.images import save_grid
 from dcgan.run import RunPaths
 

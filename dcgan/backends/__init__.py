@@ -12,6 +12,8 @@ in `keras.ops`.  Each module provides the same names:
   steps (reuse_fakes);
 - `no_grad()`: bookkeeping that autograd must not record;
 - `replicas()`, `replica_mean(value)`, `step_logs(logs)`: what tf.distribute needs;
+- `sync_state(model)` (JAX only; a no-op elsewhere): the trainer's state back into the
+  model's variables, for a checkpoint or grid inside an epoch;
 - `stateless_train_step(model, step, state, data)`: the train_step as the backend's trainer
   calls it (JAX: a pure function of the state);
 - `feed(reader, shape)`: the endless batch stream `fit()` reads (tf.data on TensorFlow, a

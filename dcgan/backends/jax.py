@@ -27,6 +27,12 @@ decode_all = None  # Pillow's decoder (dcgan.decode): a JAX runtime may have no 
 _step_scope = None  # the _StepScope of the step being traced
 
 
+def sync_state(model) -> None:
+    """Inside fit(), Keras' JAX trainer holds the newest values in its own state (the model's
+    variables are purged); write them back, and the trainer reads them again next step."""
+    model.jax_state_sync()
+
+
 class _StepScope(StatelessScope):
     """The outer scope of a step: remembers which variables it maps, in order."""
 
