@@ -259,7 +259,8 @@ class EpochLog(keras.callbacks.Callback):
 
     def plots(self) -> None:
         """The loss curves and the progress GIF from everything so far."""
-        plot_losses(self.paths.log, self.paths.losses_plot)
+        if self.paths.log.exists():  # none before the first epoch's end
+            plot_losses(self.paths.log, self.paths.losses_plot)
         progress_gif(self.paths.epoch_grids(), self.paths.progress_gif)
 
 

@@ -280,12 +280,15 @@ class TimeBudget(keras.callbacks.Callback):
     """Stop at the first step past `minutes` of this session (0: no budget): a checkpoint (and
     a grid, if mid-epoch) first, via `save()`; then Keras ends the run."""
 
-    def __init__(self, clock: Clock, minutes: float, save=None):
+    def __init__(self, clock: Clock, minutes: float, epochs: int, save=None):
         super().__init__()
-        self.clock, self.seconds, self.save = clock, float(minutes) * 60, save
+        self.clock, self.seconds, self.epochs, self.save = clock, float(minutes) * 60, epochs, save
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.seconds <= 0 or self.clock.elapsed() < self.seconds or self.clock.stopped_by_budget:
+        clock = self.clock
+        if self.seconds <= 0 or clock.elapsed() < self.seconds or clock.stopped_by_budget:
+            return
+        if clock.epoch_done and clock.epoch + 1 >= self.epochs:  # the run's last step anyway
             return
         self.clock.stopped_by_budget = True
         self.model.stop_training = True

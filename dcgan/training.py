@@ -265,7 +265,7 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         WholeEpochs(clock, epoch_callbacks),
         *([PlanLine(clock, settings.accelerator, settings.precision, config.epochs,
                     config.minutes if timed else 0)] if chief else []),
-        TimeBudget(clock, config.minutes if timed else 0, save=stop_mid_epoch),
+        TimeBudget(clock, config.minutes if timed else 0, config.epochs, save=stop_mid_epoch),
     ]
     log.info("%s", settings.describe())
     history = _fit(gan, config, images, all_callbacks, initial_epoch, initial_step, steps,
