@@ -73,15 +73,17 @@ def tracker_variables(gan) -> list:
     return [v for metric in gan.metrics for v in metric.variables]
 
 
-def state_parts(gan) -> dict[str, list]:
-    """The variables a checkpoint holds, by part, in a fixed order."""
+def state_parts(gan, trackers: bool = False) -> dict[str, list]:
+    """The variables a checkpoint holds, by part, in a fixed order (`trackers`: with the
+    loss trackers, which only a mid-epoch checkpoint needs: an epoch starts them afresh)."""
     parts = {"generator": gan.generator.weights, "discriminator": gan.discriminator.weights,
              "d_optimizer": inner_optimizer(gan.d_optimizer).variables,
              "g_optimizer": inner_optimizer(gan.g_optimizer).variables,
              "random_state": [gan.seed_generator.state]}
     if gan.ema_generator is not None:
         parts["ema_generator"] = gan.ema_generator.weights
-    parts["trackers"] = tracker_variables(gan)
+    if trackers:
+        parts["trackers"] = tracker_variables(gan)
     if gan.ada_target > 0:
         parts["ada"] = [gan.ada_p]
     if _layer_seeds(gan):
@@ -92,9 +94,21 @@ def state_parts(gan) -> dict[str, list]:
     return parts
 
 
-def _write_state(path: Path, gan) -> None:
-    arrays = {f"{part}/{i:04d}": np.asarray(keras.ops.convert_to_numpy(v.value))
-              for part, variables in state_parts(gan).items() for i, v in enumerate(variables)}
+def variable_value(variable) -> np.ndarray:
+    """A variable's value as numpy; tf.distribute's sync-on-read variables (the loss trackers
+    under MirroredStrategy) only convert as Keras variables, reduced over the replicas."""
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(variable.value))
+    except ValueError:
+        return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def _write_state(path: Path, gan, trackers: bool = False) -> None:
+    # (Reading tf.distribute's trackers reduces over the workers: a multi-host chief, which
+    # saves alone and only at epoch ends, must not.)
+    arrays = {f"{part}/{i:04d}": variable_value(v)
+              for part, variables in state_parts(gan, trackers).items()
+              for i, v in enumerate(variables)}
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -105,7 +119,7 @@ def _read_state(path: Path, gan) -> None:
         arrays = {RENAMED_PARTS.get(k.split("/")[0], k.split("/")[0]) + k[k.index("/"):]: v
                   for k, v in stored.items()}
     assignments = []
-    for part, variables in state_parts(gan).items():
+    for part, variables in state_parts(gan, trackers=True).items():
         saved = sorted(k for k in arrays if k.startswith(part + "/"))
         if not saved and part in OPTIONAL_PARTS:
             continue  # e.g. saved without loss scaling: start from the initial scale
@@ -158,7 +172,7 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
     partial.mkdir()
     started = time.perf_counter()
     try:
-        _write_state(partial / STATE_FILE, gan)
+        _write_state(partial / STATE_FILE, gan, trackers=bool(step))
         np.save(partial / "latents.npy", np.asarray(latents, np.float32))
         config.to_json(partial / "config.json")
         files = {item.name: {"bytes": item.stat().st_size, "sha256": sha256_file(item)}

@@ -55,14 +55,53 @@ def on_tpu_runtime() -> bool:
                 or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
 
 
+def on_nvidia_gpu_host() -> bool:
+    """An NVIDIA GPU is attached (its driver's device files), seen without loading any
+    framework: nothing has claimed GPU memory yet."""
+    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
+def jax_has_cuda() -> bool:
+    """JAX is installed with its CUDA plugin (as Colab's GPU runtimes ship it: jax[cuda12]),
+    found by name only: importing JAX would claim most of the GPU's memory."""
+    if importlib.util.find_spec("jax") is None:
+        return False
+    names = [f"jax_cuda{v}_plugin" for v in (12, 13)] + [f"jax_plugins.xla_cuda{v}" for v in (12, 13)]
+    for name in names:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except (ImportError, ValueError):  # jax_plugins absent
+            continue
+    return False
+
+
+# Why the last auto_backend() chose what it did (the settings line quotes it).
+auto_reason: str | None = None
+
+
 def auto_backend() -> str:
-    """KERAS_BACKEND if set; else JAX on a TPU host; else the first installed of
-    tensorflow, jax, torch (a runtime without TensorFlow still trains)."""
+    """KERAS_BACKEND if set; else JAX on a TPU host; on an NVIDIA GPU, JAX where it is
+    installed with CUDA (the backend measured on GPUs: docs/speed.md), else TensorFlow; else
+    the first installed of tensorflow, jax, torch (a runtime without TensorFlow still trains).
+    Decided from files alone, before Keras loads and before anything claims GPU memory."""
+    global auto_reason
     if os.environ.get("KERAS_BACKEND"):
+        auto_reason = "KERAS_BACKEND"
         return os.environ["KERAS_BACKEND"]
-    if on_tpu_runtime() and importlib.util.find_spec("jax") is not None:
+    installed = [b for b in BACKENDS if importlib.util.find_spec(BACKEND_PACKAGES[b])]
+    if on_tpu_runtime() and "jax" in installed:
+        auto_reason = "auto: JAX on a TPU"
         return "jax"
-    return next((b for b in BACKENDS if importlib.util.find_spec(BACKEND_PACKAGES[b])), "tensorflow")
+    if on_nvidia_gpu_host():
+        if jax_has_cuda():
+            auto_reason = "auto: JAX with CUDA, the backend measured on GPUs"
+            return "jax"
+        if "tensorflow" in installed:
+            auto_reason = "auto: a GPU, and JAX has no CUDA here; TensorFlow"
+            return "tensorflow"
+    auto_reason = "auto: the first installed of " + ", ".join(BACKENDS)
+    return next(iter(installed), "tensorflow")
 
 
 def select_backend(backend: str | None = None) -> str:

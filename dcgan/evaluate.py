@@ -154,6 +154,8 @@ class PeriodicEval(keras.callbacks.Callback):
         self.real = self.floor = None
 
     def on_train_begin(self, logs=None):
+        if getattr(self, "real", None) is not None:  # a mid-epoch resume calls fit() twice
+            return
         self.real, self.floor = real_sets(self.config, self.n)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -239,6 +241,8 @@ class KeepBest(keras.callbacks.Callback):
         self.real = self.floor = None
 
     def on_train_begin(self, logs=None):
+        if getattr(self, "real", None) is not None:  # a mid-epoch resume calls fit() twice
+            return
         # A small data set is scored on all of its images (with no floor below 2n of them).
         self.n = min(self.n, open_images(self.config).count)
         self.real, floor_set = real_sets(self.config, self.n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -62,15 +63,21 @@ def save_gif(path: str | os.PathLike, frames: list, durations_ms: int | list[int
                        duration=durations_ms, loop=0)
 
 
-def show_image(path: str | os.PathLike, title: str | None = None) -> None:
-    """Display a PNG inline with matplotlib (used inside notebooks)."""
-    import matplotlib.pyplot as plt  # pyplot only where something is shown: it picks a backend
+def html_figure(path: str | os.PathLike, caption: str | None = None, max_width: str = "100%") -> str:
+    """An inline HTML figure of a PNG at its own resolution (one image pixel, one screen pixel;
+    narrowed only to fit the cell), with a caption."""
+    import base64
+    import html
 
-    image = np.asarray(Image.open(path))
-    fig = plt.figure(figsize=(6, 6 * image.shape[0] / image.shape[1]))
-    plt.imshow(image)
-    plt.axis("off")
-    if title:
-        plt.title(title)
-    plt.show()
-    plt.close(fig)
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return (f"<figure style='display:inline-block;margin:4px;vertical-align:top'>"
+            f"<img src='data:image/png;base64,{data}' style='max-width:{max_width}'>{text}</figure>")
+
+
+def show_image(path: str | os.PathLike, title: str | None = None) -> None:
+    """Display a PNG inline at its native resolution (an HTML <img>, used inside notebooks: a
+    1024-px grid of 128-px faces is shown at 1024 px, not shrunk into a figure)."""
+    from IPython.display import HTML, display  # only called where something is shown
+
+    display(HTML(html_figure(path, title)))

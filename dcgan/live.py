@@ -8,7 +8,6 @@ status line and one picture, not 25 of each.
 
 from __future__ import annotations
 
-import base64
 import html
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import keras
 
 from dcgan.clock import Pace, images_text
+from dcgan.images import html_figure
 from dcgan.run import RunPaths
 
 
@@ -107,11 +107,7 @@ class LiveView(keras.callbacks.Callback):
         from IPython.display import HTML
 
         images = [(title, grid), ("losses and D outputs", self.paths.losses_plot)]
-        parts = [f"<figure style='display:inline-block;margin:4px;vertical-align:top'>"
-                 f"<img src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'"
-                 f" style='max-width:{'512px' if i == 0 else '640px'}'>"
-                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-                 for i, (caption, path) in enumerate(images) if path.exists()]
+        parts = [html_figure(path, caption) for caption, path in images if path.exists()]
         if not parts:
             return
         self.last_picture, self.last_grid_name = title, Path(grid).name

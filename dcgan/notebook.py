@@ -53,7 +53,8 @@ def notebook_words(message: str) -> str:
 # The notebook form's fields (notebooks/make_notebook.py), for naming them in errors.
 FORM_FIELDS = {"PRESET", "DATA", "IMAGE_SIZE", "LATENT_DIM", "BATCH_SIZE", "D_LEARNING_RATE",
                "G_LEARNING_RATE", "LABEL_NOISE", "EPOCHS", "STEPS_PER_EPOCH", "RUN_NAME", "SEED",
-               "PRECISION", "IF_RUN_EXISTS", "USE_DRIVE", "BACKEND"}
+               "PRECISION", "IF_RUN_EXISTS", "USE_DRIVE", "BACKEND", "MINUTES", "SAMPLE_MINUTES",
+               "CHECKPOINT_MINUTES", "TAKE_HOME"}
 
 
 def _one_line_error(shell, kind, value, traceback, tb_offset=None):
@@ -124,9 +125,15 @@ def output_root(use_drive: bool = True, drive_folder: str = "dcgan", local: str 
         return local
     from google.colab import drive  # exists only in Colab
 
-    drive.mount(mount_point)  # asks the user to authorise Drive once per session
-    root = Path(mount_point) / "MyDrive" / drive_folder
-    root.mkdir(parents=True, exist_ok=True)
+    try:  # asks the user to authorise Drive once per session; nobody may be there to answer
+        drive.mount(mount_point)
+        root = Path(mount_point) / "MyDrive" / drive_folder
+        root.mkdir(parents=True, exist_ok=True)
+    except Exception as e:  # a timed-out consent dialog, a refusal, Drive down: go on (Run all)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"WARNING: Google Drive did not mount ({reason}); runs go to this runtime's disk, "
+              f"'{local}', which a runtime reset deletes. Run this cell again to use Drive.")
+        return local
     print(f"runs (checkpoints, grids, logs) go to Google Drive: {root}")
     return str(root)
 
@@ -172,12 +179,22 @@ def prepare_data(source: str, preset: str = "seed128", local_folder: str = "data
                     'connection, or set DATA to your own images (or "demo")')
 
 
+# Form values that mean themselves even at 0 (0 steps: one pass; 0 minutes: off).
+_ZERO_MEANS_ITSELF = ("steps_per_epoch", "seed", "minutes", "sample_minutes", "checkpoint_minutes")
+
+
 def make_config(preset: str, **values) -> Config:
     """The preset with the notebook's form values applied; 0 (or -1 for label_noise) keeps the
-    preset's own value, so switching presets never needs other edits."""
+    preset's own value, so switching presets never needs other edits.  Prints the values the
+    form's fields resolved to (what "0 = the preset's value" became)."""
     keep = {name: -1 if name == "label_noise" else 0 for name in values}
-    changes = {k: v for k, v in values.items() if v != keep[k] or k in ("steps_per_epoch", "seed")}
-    return Config.from_preset(preset, **changes)
+    changes = {k: v for k, v in values.items() if v != keep[k] or k in _ZERO_MEANS_ITSELF}
+    config = Config.from_preset(preset, **changes)
+    shown = [name for name in values if name not in ("data", "out_dir")]
+    print(f"{preset}: " + ", ".join(
+        f"{name.upper()} = {getattr(config, name)!r}" + ("" if name in changes else " (preset)")
+        for name in shown))
+    return config
 
 
 def show_real_images(config: Config, n: int = 64) -> None:
@@ -332,11 +349,15 @@ def score(run: str | os.PathLike, metrics: str = "fid,kid", n: int = 10_000, bes
     return results
 
 
-def take_home(run: str | os.PathLike) -> str:
-    """Zip the run's generators, grids, GIF, log and config (dcgan.export); offer the zip for
-    download on Colab, show a link elsewhere; return its path."""
+def take_home(run: str | os.PathLike, download: bool = False) -> str | None:
+    """With `download` (the form's TAKE_HOME box), zip the run's generators, grids, GIF, log
+    and config (dcgan.export) and offer the zip for download on Colab, a link elsewhere;
+    return its path.  Without it, one line and nothing built (Run all downloads nothing)."""
     from dcgan.export import export_members, export_run
 
+    if not download:
+        print("TAKE_HOME is off: tick it and run this cell to zip the run and download it")
+        return None
     out = export_run(run)
     print(f"{out}: {len(export_members(run))} files, {out.stat().st_size / 1e6:.1f} MB")
     if in_colab():

@@ -65,7 +65,11 @@ class Settings:
         """One line for the log."""
         hosts = f" over {process_count()} processes" if process_count() > 1 else ""
         spread = f" x {self.devices} (data-parallel{hosts})" if self.devices > 1 else ""
-        return (f"on {self.accelerator}{spread}: precision {self.precision}, compiled step "
+        from dcgan import env  # why this backend (auto_backend's reason), when it chose
+
+        why = f" ({env.auto_reason})" if env.auto_reason and env.auto_reason != "KERAS_BACKEND" else ""
+        return (f"Keras on {self.backend}{why}, {self.accelerator}{spread}: precision "
+                f"{self.precision}, compiled step "
                 f"{'on' if self.jit_compile else 'off'}, {self.steps_per_execution} step(s) per "
                 f"call, {self.data_format}")
 

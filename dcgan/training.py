@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from dcgan.callbacks import Checkpointer, DivergenceGuard, EpochLog, ProgressBar, SampleGrid
-from dcgan.checkpoint import restore_checkpoint, tracker_variables
+from dcgan.checkpoint import restore_checkpoint, tracker_variables, variable_value
 from dcgan.clock import Clock, PlanLine, TimeBudget, WholeEpochs, duration, images_text
 from dcgan.config import Config
 from dcgan.data import data_identity, make_dataset, open_images
@@ -185,16 +185,16 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
             raise
         initial_epoch, initial_step = int(meta["epoch"]), int(meta.get("step", 0))
         if initial_step:  # mid-epoch: the epoch's running loss means go on from here
-            carried = [(v, keras.ops.convert_to_numpy(v.value)) for v in tracker_variables(gan)]
+            carried = [(v, variable_value(v)) for v in tracker_variables(gan)]
         # The optimizers' learning rates are variables the checkpoint restored; a resume with
         # changed rates (--allow-config-change, the notebook's resume_changed) means the new ones.
         for optimizer, rate in ((gan.d_optimizer, config.d_learning_rate),
                                 (gan.g_optimizer, config.g_learning_rate)):
             optimizer.learning_rate = rate
         latents = np.load(checkpoint / "latents.npy", allow_pickle=False)
-        log.info("resuming %s from %s (%d epochs%s, %d steps)", paths.root, checkpoint.name,
-                 initial_epoch, f" and {initial_step} steps" if initial_step else "",
-                 meta["d_steps"])
+        log.info("resuming %s from %s (epoch %d%s, %d steps)", paths.root, checkpoint.name,
+                 initial_epoch, f" and {initial_step} steps into epoch {initial_epoch + 1}"
+                 if initial_step else "", meta["d_steps"])
         if initial_epoch >= config.epochs:
             log.info("%s has already trained %d of %d epochs; pass --epochs N to go on",
                      paths.root, initial_epoch, config.epochs)

@@ -65,8 +65,11 @@ T4 in float16 (with loss scaling) and an L4 or A100 in bfloat16, both with float
 again. `IF_RUN_EXISTS` says what happens to the run already in `RUN_NAME`: `resume` it as saved
 (also what you want after a disconnect), `resume_changed` with the new settings, start a
 `new_run` beside it (`RUN_NAME-2`, ...), or `overwrite` it. Runs live on Google Drive by default,
-so a runtime reset loses nothing. Every cell calls the `dcgan` package; nothing here
-re-implements it.
+so a runtime reset loses at most `CHECKPOINT_MINUTES` of training (a checkpoint that often, inside
+epochs too; a resume from one is exact). A new grid appears every `SAMPLE_MINUTES`; training
+stops after `MINUTES` (with a checkpoint) and the first steps print how long the whole run would
+take and where `MINUTES` stops it: *Run all* again goes on. Every cell calls the `dcgan` package;
+nothing here re-implements it.
 
 **Presets**: `seed128` is the model this project is named for (128x128); `faces64` is the recipe
 measured best on real face photos (DCGAN-64 with DiffAugment translation; see
@@ -95,13 +98,13 @@ if importlib.util.find_spec("dcgan") is None:
     else:
         pip_install(f"git+{REPO_URL}")
 import dcgan
-dcgan.use_backend(BACKEND)  # before Keras loads; "auto": JAX on a TPU runtime, else TensorFlow
+dcgan.use_backend(BACKEND)  # before Keras loads; "auto": JAX on a TPU, or a GPU where JAX has CUDA; else TensorFlow
 from dcgan import notebook as nb  # also shows dcgan's messages here, errors as one line
 nb.report_environment();"""),
     ("code", """#@title Keep runs on Google Drive (a runtime reset deletes everything else)
 USE_DRIVE = True  #@param {type:"boolean"}
 OUT_ROOT = nb.output_root(USE_DRIVE)"""),
-    ("code", """#@title Hyperparameters (0, or -1 for LABEL_NOISE, keeps the preset's value)
+    ("code", """#@title Hyperparameters (0, or -1 for LABEL_NOISE, keeps the preset's value; 0 MINUTES: no limit)
 PRESET = "seed128"  #@param ["seed128", "faces64", "dcgan64", "demo"]
 DATA = "celeba"  #@param ["celeba", "hf:nielsr/CelebA-faces", "demo"] {allow-input: true}
 IMAGE_SIZE = 0  #@param {type:"integer"}
@@ -112,6 +115,9 @@ G_LEARNING_RATE = 0  #@param {type:"number"}
 LABEL_NOISE = -1  #@param {type:"number"}
 EPOCHS = 25  #@param {type:"integer"}
 STEPS_PER_EPOCH = 0  #@param {type:"integer"}
+MINUTES = 90  #@param {type:"number"}
+SAMPLE_MINUTES = 2  #@param {type:"number"}
+CHECKPOINT_MINUTES = 10  #@param {type:"number"}
 RUN_NAME = "celeba128"  #@param {type:"string"}
 IF_RUN_EXISTS = "resume"  #@param ["resume", "resume_changed", "new_run", "overwrite"]
 SEED = 0  #@param {type:"integer"}
@@ -121,11 +127,12 @@ config = nb.make_config(
     PRESET, data=nb.prepare_data(DATA, PRESET), image_size=IMAGE_SIZE, latent_dim=LATENT_DIM,
     batch_size=BATCH_SIZE, d_learning_rate=D_LEARNING_RATE, g_learning_rate=G_LEARNING_RATE,
     label_noise=LABEL_NOISE, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, seed=SEED,
-    precision=PRECISION, out_dir=f"{OUT_ROOT}/{RUN_NAME}")
+    precision=PRECISION, minutes=MINUTES, sample_minutes=SAMPLE_MINUTES,
+    checkpoint_minutes=CHECKPOINT_MINUTES, out_dir=f"{OUT_ROOT}/{RUN_NAME}")
 nb.show_real_images(config)"""),
     ("code", """#@title Model
 nb.show_models(config)"""),
-    ("code", """#@title Train: a live view of the newest faces, the curves and the time left
+    ("code", """#@title Train: the plan, then a live view of the newest faces, the curves and the time left
 RUN = nb.train(config, IF_RUN_EXISTS)"""),
     ("code", """#@title Results (needs only the run folder: works in a fresh runtime after Setup and Drive)
 RUN_FOLDER = nb.run_folder(OUT_ROOT, RUN_NAME)
@@ -153,7 +160,8 @@ SCORE_METRICS = "fid,kid"  #@param ["fid,kid", "fid", "swd"]
 SCORE_IMAGES = 10000  #@param {type:"integer"}
 scores = nb.score(RUN_FOLDER, SCORE_METRICS, SCORE_IMAGES) if SCORE else print("SCORE is off")"""),
     ("code", """#@title Take home: one zip of generators, grids, GIF, log and config
-ZIP = nb.take_home(RUN_FOLDER)"""),
+TAKE_HOME = False  #@param {type:"boolean"}
+ZIP = nb.take_home(RUN_FOLDER, download=TAKE_HOME)"""),
     ("code", """#@title Share: a web page of the faces, served from this runtime
 server, URL = nb.share(RUN_FOLDER)"""),
 ]

@@ -74,3 +74,10 @@ def test_quality_bad_arguments_are_one_line(args, named):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert named in result.stderr.strip().splitlines()[-1]
+
+
+def test_colab_estimate():
+    rows = _run("colab_estimate.py", "--measured", "4429", "--on", "NVIDIA H200")
+    t4 = next(r for r in rows if r.startswith("| Tesla T4 |"))
+    # 4,429 x 65 / 989.4 TFLOP/s; the plan line the T4 would print
+    assert "| mixed_float16 | 291 |" in t4 and "an epoch takes 12 min" in t4

@@ -103,6 +103,29 @@ def _texts(cell, name=None):
                    if name is None or o.get("name") == name)
 
 
+COLAB_STANDIN = {  # google.colab for a kernel: Drive's consent dialog times out, nobody there
+    "__init__.py": "",
+    "drive.py": "def mount(path):\n"
+                "    raise TimeoutError('Timed out waiting for the authorization dialog')\n",
+    "files.py": "import os\n"
+                "def download(path):\n"
+                "    with open(os.environ['COLAB_DOWNLOADS'], 'a') as f:\n"
+                "        f.write(str(path) + '\\n')\n",
+    "output.py": "def eval_js(script):\n    return 'https://proxy.invalid/'\n"
+                 "def serve_kernel_port_as_iframe(port, height=0):\n    pass\n",
+}
+
+
+def _colab_standin(tmp_path, monkeypatch):
+    """A kernel that is 'in Colab' (google.colab imported first), with the stand-in above."""
+    package = tmp_path / "standin" / "google" / "colab"
+    package.mkdir(parents=True)
+    for name, text in COLAB_STANDIN.items():
+        (package / name).write_text(text)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path / 'standin'}:{ROOT}")
+    monkeypatch.setenv("COLAB_DOWNLOADS", str(tmp_path / "downloads.txt"))
+
+
 @pytest.fixture
 def kernel_env(monkeypatch):
     # The kernel imports this checkout of dcgan (CI installs it; this also covers a bare checkout).
@@ -133,8 +156,10 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, k
     views = [o for o in train_cell.outputs if "text/html" in o.get("data", {})]
     assert len(views) == 2  # one status line and one picture, redrawn in place
     assert "epoch 1/1 done" in views[0]["data"]["text/html"]
-    images = sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", []))
-    assert images >= 4  # real images, losses, faces, walk
+    # real images, losses, faces, walk: each an <img> at its own resolution, not a figure
+    images = sum(o.get("data", {}).get("text/html", "").count("<img src='data:image/png;base64,")
+                 for c in notebook.cells if "nb.train(" not in c.source for o in c.get("outputs", []))
+    assert images >= 4
     # The cells after Results: explorer widget, compare's hint, nearest, score, zip, web page.
     def cell_with(text):
         return next(c for c in notebook.cells if text in c.source)
@@ -145,7 +170,8 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, k
     assert "COMPARE_WITH: name another run" in _texts(cell_with("nb.compare("))
     assert (run / "nearest.png").exists() and "nearest distances" in _texts(cell_with("nb.nearest("))
     assert re.search(r"SWDx1e3 [\d.]+ \(real-vs-real [\d.]+\) on 64 images", _texts(cell_with("nb.score(")))
-    assert (run / "nbtest-results.zip").exists()
+    assert not (run / "nbtest-results.zip").exists()  # TAKE_HOME is off: Run all downloads nothing
+    assert "TAKE_HOME is off" in _texts(cell_with("nb.take_home("))
     page = re.search(r"the page: (http://127\.0\.0\.1:\d+/)", _texts(cell_with("nb.share(")))
     assert page, _texts(cell_with("nb.share("))
     rerun = _execute(tmp_path, epochs=2, backend=backend)  # a re-run continues the same run
@@ -154,11 +180,13 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, k
     assert "resuming runs/nbtest from ckpt-0001 (epoch 1" in "".join(_texts(c) for c in rerun.cells)
 
 
-def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kernel_env):
+def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kernel_env, monkeypatch):
     """Run all, then change a learning rate in the form and run the cells below it again, as a
     user does, under each IF_RUN_EXISTS choice; then look at the results in a fresh kernel."""
     nbclient = pytest.importorskip("nbclient")
+    _colab_standin(tmp_path, monkeypatch)  # Run all with nobody to answer Drive's dialog
     notebook, injected = _notebook("tensorflow", epochs=1)
+    notebook.cells[1].source = "import google.colab  # as Colab's kernels have it\n" + notebook.cells[1].source
     client = _client(notebook, tmp_path)
     form = next(i for i, c in enumerate(notebook.cells)
                 if "injected-parameters" in c.metadata.get("tags", []))
@@ -182,7 +210,15 @@ def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kern
         for index, cell in enumerate(notebook.cells):
             if cell.cell_type == "code":
                 client.execute_cell(cell, index)
-        assert not rerun("resume", epochs=2)  # the settings differ: stop, say what to choose
+        drive = _texts(next(c for c in notebook.cells if "nb.output_root(" in c.source))
+        assert drive.count("\n") == 1 and "Google Drive did not mount (Timed out" in drive, drive
+        assert "runs go to this runtime's disk, 'runs'" in drive
+        data = _texts(next(c for c in notebook.cells if "nb.make_config(" in c.source))
+        assert "BATCH_SIZE = 16, D_LEARNING_RATE = 0.0002 (preset)" in data, data
+        train_text = _texts(next(c for c in notebook.cells if "nb.train(" in c.source))
+        assert train_text.count("plan: ") == 1 and "minutes=90 " in train_text, train_text
+        assert not (tmp_path / "downloads.txt").exists()  # Take home asked nobody to download
+        assert rerun("resume", epochs=2) is False  # the settings differ: stop, say what to choose
         assert outputs["resume"].startswith("error: ") and outputs["resume"].count("\n") == 1
         assert 'IF_RUN_EXISTS = "resume_changed"' in outputs["resume"]
         assert "Traceback" not in outputs["resume"] and "--" not in outputs["resume"]
@@ -315,3 +351,32 @@ def test_drive_branch_sends_runs_to_drive_and_keeps_data_local(fake_colab, tiny_
     assert (run / "samples" / "epoch_001.png").exists()
     # The decoded images stay on the local disk; Drive gets only the run's own files.
     assert list(cache.glob("*.u8")) and not [p for p in mount.rglob("*") if p.suffix == ".u8"]
+
+
+def test_drive_that_times_out_leaves_runs_on_the_runtime_disk_in_one_line(monkeypatch, capsys):
+    import types
+
+    from dcgan import notebook as nb
+
+    def mount(path):
+        raise TimeoutError("Timed out waiting for the authorization dialog")
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mount)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    assert nb.output_root(True, local="runs") == "runs"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "Timed out waiting" in out and "runtime reset deletes" in out
+
+
+def test_take_home_builds_and_offers_the_zip_only_when_ticked(tiny_demo, tmp_path, capsys):
+    pytest.importorskip("IPython")
+    from dcgan import notebook as nb
+    from dcgan.training import train
+
+    train(tiny_demo.replace(demo_images=32, jit_compile="false"), progress=False)
+    run = tiny_demo.out_dir
+    assert nb.take_home(run) is None and "TAKE_HOME is off" in capsys.readouterr().out
+    assert not list(Path(run).glob("*.zip"))
+    zipped = nb.take_home(run, download=True)
+    assert Path(zipped).is_file() and zipped.endswith(".zip")

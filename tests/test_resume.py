@@ -187,10 +187,12 @@ def test_logs_plot_and_progress_gif(tiny_demo, tmp_path):
     run = tmp_path / "run"
     header, *rows = (run / "log.csv").read_text().splitlines()
     # swd, fid, best_epoch: filled in the epochs the generator is scored (off here: 2 epochs);
-    # ada_p: with adaptive augmentation (off here)
-    assert header == "epoch,d_loss,g_loss,d_real,d_fake,seconds,images_per_s,swd,fid,best_epoch,ada_p"
-    assert len(rows) == 2 and all(float(v) >= 0 for v in rows[-1].split(",")[:7])
-    assert rows[-1].split(",")[7:] == ["", "", "", ""]
+    # ada_p: with adaptive augmentation (off here); kimg: thousands of images seen
+    assert header == ("epoch,kimg,d_loss,g_loss,d_real,d_fake,seconds,images_per_s,swd,fid,"
+                      "best_epoch,ada_p")
+    assert len(rows) == 2 and all(float(v) >= 0 for v in rows[-1].split(",")[:8])
+    assert rows[-1].split(",")[1] == "0.128"  # 2 epochs of 64 images
+    assert rows[-1].split(",")[8:] == ["", "", "", ""]
     assert Image.open(run / "losses.png").size[0] > 300
     gif = Image.open(run / "progress.gif")
     assert gif.n_frames == 3  # epoch_000 .. epoch_002

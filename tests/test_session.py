@@ -16,18 +16,7 @@ from dcgan.demo_faces import DemoImages
 from dcgan.errors import CheckpointError
 from dcgan.run import RunPaths, list_checkpoints
 from dcgan.training import train
-
-
-def _value(variable):
-    return np.array(keras.ops.convert_to_numpy(variable.value))
-
-
-def _state(gan):
-    """Weights, EMA weights, BatchNorm statistics, both optimizers and the random stream."""
-    return ([w.copy() for w in gan.generator.get_weights() + gan.discriminator.get_weights()
-             + gan.ema_generator.get_weights()]
-            + [_value(v) for v in gan.d_optimizer.variables + gan.g_optimizer.variables]
-            + [_value(gan.seed_generator.state)])
+from test_resume import _state  # noqa: E402  (weights, EMA, optimizers, random stream)
 
 
 def _rows(run):
@@ -200,3 +189,23 @@ def test_the_plan_line_appears_once_with_the_measured_pace(tiny_demo, tmp_path, 
     measured = float(rows[-1].split(",")[header.split(",").index("images_per_s")])
     # the same pace, within what two timings of a shared 2-core machine spread
     assert 0.33 < planned / measured < 3, (planned, measured)
+
+
+def test_auto_picks_jax_on_a_gpu_where_jax_has_cuda_else_tensorflow(tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    from dcgan import env
+
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setattr(env, "on_tpu_runtime", lambda: False)
+    monkeypatch.setattr(env, "on_nvidia_gpu_host", lambda: True)  # as /dev/nvidia0 says on Colab
+    monkeypatch.setattr(env, "auto_reason", None)
+    plugin_names = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_plugins")
+    if any(__import__("importlib").util.find_spec(n) for n in plugin_names):
+        pytest.skip("this machine's JAX has a CUDA plugin")
+    assert env.auto_backend() == "tensorflow" and "JAX has no CUDA" in env.auto_reason
+    (tmp_path / "jax_cuda12_plugin").mkdir()  # what Colab's jax[cuda12] installs, by name
+    (tmp_path / "jax_cuda12_plugin" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert env.auto_backend() == "jax" and "JAX with CUDA" in env.auto_reason
+    monkeypatch.setattr(env, "on_nvidia_gpu_host", lambda: False)  # a CPU runtime
+    assert env.auto_backend() == "tensorflow"
