@@ -15,7 +15,7 @@ from dcgan.config import PRESETS, Config  # noqa: E402
 from dcgan.env import select_backend as use_backend  # noqa: E402  (call it before Keras loads)
 from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError  # noqa: E402
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 __all__ = ["Config", "PRESETS", "use_backend", "DcganError", "ConfigError", "DataError", "CheckpointError",
            "DCGAN", "build_generator", "build_discriminator", "train", "generate", "demo_faces"]

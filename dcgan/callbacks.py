@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -267,8 +266,8 @@ class EpochLog(keras.callbacks.Callback):
 class ProgressBar(keras.callbacks.Callback):
     """A tqdm bar per epoch (steps, images/s, losses); one summary line per epoch otherwise.
 
-    `eta`: also log the time left, once the first steps are timed and after each epoch
-    (off in a notebook, whose live view shows it instead).  `leave`: keep each finished
+    `eta`: also log the time left after each epoch (off in a notebook, whose live view shows
+    it instead; the first steps' pace is dcgan.clock.PlanLine's).  `leave`: keep each finished
     epoch's bar (a terminal's history) or let the next one replace it (a notebook)."""
 
     def __init__(self, epochs, steps_per_epoch, batch_size, bar=None, eta=True, leave=True):
@@ -278,7 +277,6 @@ class ProgressBar(keras.callbacks.Callback):
         self.bar = None
         self.eta, self.leave = eta, leave
         self.pace = Pace(epochs, steps_per_epoch, batch_size)
-        self.announced = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.started = epoch, time.perf_counter()
@@ -293,15 +291,6 @@ class ProgressBar(keras.callbacks.Callback):
             rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.started, 1e-9)
             self.bar.set_postfix_str(_format(logs) + f" {rate:.0f} img/s", refresh=False)
             self.bar.update(batch + 1 - self.bar.n)  # steps_per_execution > 1: several at once
-        if self.eta and not self.announced and self.pace.timed_steps >= max(
-                2 * Pace.MIN_TIMED_STEPS, self.steps // 5):  # JAX dispatches ahead: time a while
-            summary = self.pace.summary()
-            if summary:
-                self.announced = True
-                if self.bar is not None:
-                    self.bar.write(f"pace: {summary}", file=sys.stderr)
-                else:
-                    log.info("pace: %s", summary)
 
     def on_train_end(self, logs=None):
         if self.bar is not None:  # stopped inside an epoch (the time budget)
@@ -319,7 +308,6 @@ class ProgressBar(keras.callbacks.Callback):
                   f"({seconds:.1f}s, {self.steps * self.batch_size / seconds:.0f} img/s)", flush=True)
         summary = self.pace.summary(after_epoch=True) if self.eta else None
         if summary and epoch + 1 < self.epochs:
-            self.announced = True  # from now on, once per epoch
             log.info("pace: %s", summary)
 
 

@@ -95,3 +95,34 @@ def test_live_view_redraws_one_status_and_one_picture_in_place(tmp_path):
     assert len(display.outputs) == 2  # a 3-epoch run still leaves one status, one picture
     assert "epoch 3/3 done" in view.last_status and "finished" in view.last_status
     assert "data:image/png;base64," in display.outputs[1].data
+
+
+def test_live_view_shows_a_grid_drawn_inside_an_epoch_and_the_images_seen(tmp_path):
+    pytest.importorskip("IPython")
+    from dcgan.clock import Clock as RunClock
+    from dcgan.live import LiveView
+
+    paths = RunPaths(tmp_path / "run")
+    images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
+    save_grid(paths.epoch_grid(0), images)
+
+    class Grids:  # what SampleGrid tells the view: its newest grid and caption
+        last_path = last_title = None
+
+    clock, grids, display = RunClock(20, 8), Grids(), Display()
+    view = LiveView(paths, epochs=2, steps_per_epoch=20, batch_size=8, display=display,
+                    clock=clock, grids=grids)
+    view.on_train_begin()
+    clock.on_epoch_begin(0)
+    view.on_epoch_begin(0)
+    for batch in range(10):
+        clock.on_train_batch_end(batch)
+        if batch == 6:  # sample_minutes came round: a grid at 56 images
+            grids.last_path = paths.step_grid(0, clock.images)
+            grids.last_title = "epoch 1, step 7/20 (56 images seen)"
+            save_grid(grids.last_path, images)
+        view.on_train_batch_end(batch, {"d_loss": 1.0})
+    assert "epoch 1, step 7/20 (56 images seen)" in display.outputs[1].data
+    assert len(display.outputs) == 2  # redrawn in place
+    view._status(view._status_text())
+    assert "step 10/20, 80 images" in view.last_status
