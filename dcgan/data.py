@@ -88,6 +88,13 @@ class BatchReader:
         return batch.astype(np.float32) / 127.5 - 1.0
 
 
+def check_enough(config: Config, images) -> None:
+    """DataError, one line, when the image set holds fewer images than one batch."""
+    if images.count < config.batch_size:
+        raise DataError(f"{config.data}: {images.count} usable image(s), fewer than batch_size="
+                        f"{config.batch_size}; add images or lower --batch-size")
+
+
 def make_dataset(config: Config, first_batch: int = 0, images=None,
                  shard: tuple[int, int] = (0, 1)):
     """Return (dataset, image_count): endless shuffled batches of float32 images in [-1, 1].
@@ -101,9 +108,7 @@ def make_dataset(config: Config, first_batch: int = 0, images=None,
     `keras.utils.PyDataset`, so those runtimes need no TensorFlow.
     """
     images = images if images is not None else open_images(config)
-    if images.count < config.batch_size:
-        raise DataError(f"{config.data}: {images.count} usable image(s), fewer than batch_size="
-                        f"{config.batch_size}; add images or lower --batch-size")
+    check_enough(config, images)
     return batches(images, config.batch_size, config.seed, first_batch, shard), images.count
 
 

@@ -13,7 +13,7 @@ from dcgan.callbacks import Checkpointer, DivergenceGuard, EpochLog, ProgressBar
 from dcgan.checkpoint import restore_checkpoint, tracker_variables, variable_value
 from dcgan.clock import Clock, PlanLine, TimeBudget, WholeEpochs, duration, images_text
 from dcgan.config import Config
-from dcgan.data import data_identity, make_dataset, open_images
+from dcgan.data import check_enough, data_identity, make_dataset, open_images
 from dcgan.errors import CheckpointError, ConfigError
 from dcgan.distribute import barrier, check_batch, data_shard, is_chief, process_count, use_devices
 from dcgan.env import in_notebook, write_environment
@@ -203,7 +203,7 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         start_from(gan, config.init_from)
     images = open_images(config)  # once: opening a large source stats every file
     count = images.count
-    make_dataset(config, images=images)  # refuses a data set smaller than a batch, now
+    check_enough(config, images)  # before the run folder is written
     if chief:
         paths.root.mkdir(parents=True, exist_ok=True)
         config.to_json(paths.config)
