@@ -18,6 +18,7 @@ from dcgan.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import BACKENDS, select_backend
 from dcgan.errors import DcganError
 from dcgan.metrics import FID_NETWORKS, METRICS
+from dcgan.run import RunPaths, saved_config
 
 # Fields that are set by a dedicated option, or are not for the command line.
 _NOT_FLAGS = {"preset"}
@@ -204,10 +205,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise DcganError("--preset and --resume: a resumed run keeps its own preset; drop --preset")
         if changes.get("out_dir", args.resume) != args.resume:
             raise DcganError("--out and --resume name different folders; give just --resume RUN")
-        path = Path(args.resume) / "config.json"
-        if not path.exists():
-            raise DcganError(f"{args.resume}: not a run folder (no config.json); check the path")
-        return Config.from_json(path).replace(**{**changes, "out_dir": args.resume})
+        saved, _ = saved_config(RunPaths(args.resume), say=False)  # config.json, or a checkpoint's
+        if saved is None:
+            raise DcganError(f"{args.resume}: not a run folder (no config.json, no complete "
+                             "checkpoint); check the path")
+        return saved.replace(**{**changes, "out_dir": args.resume})
     return Config.from_preset(args.preset or "seed128", **changes)
 
 

@@ -184,16 +184,18 @@ def changes_table(saved: Config, config: Config, names: list[str]) -> str:
                      for n in names)
 
 
-def saved_config(paths: RunPaths) -> tuple[Config | None, Path | None]:
+def saved_config(paths: RunPaths, say: bool = True) -> tuple[Config | None, Path | None]:
     """(the run's config, its newest intact checkpoint): config.json, or where it is missing
-    (a half-synced Drive folder) the newest checkpoint's own copy; (None, None) for no run."""
+    (a half-synced Drive folder) the newest checkpoint's own copy, which `say` logs; (None,
+    None) for no run."""
     checkpoint = latest_intact_checkpoint(paths.checkpoints)
     if paths.config.exists():
         return Config.from_json(paths.config), checkpoint
     if checkpoint is None:
         return None, None
-    log.info("%s has no config.json; resuming from %s's copy of the config", paths.root,
-             checkpoint.name)
+    if say:
+            log.info("%s has no config.json; resuming from %s's copy of the config", paths.root,
+                 checkpoint.name)
     return Config.from_json(checkpoint / "config.json"), checkpoint
 
 

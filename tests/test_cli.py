@@ -254,3 +254,17 @@ def test_bad_arguments_are_one_line_without_the_usage_block(tmp_path, args, word
     result = run_cli(*args, cwd=tmp_path)
     assert_one_line_error(result, *words)
     assert result.stderr.count("\n") == 1 and "usage:" not in result.stderr
+
+
+def test_resume_of_a_run_whose_config_json_is_gone_goes_on_from_its_checkpoints(tmp_path):
+    assert run_cli("train", *TINY, "--epochs", "1", "--jit-compile", "false", "--out", "r",
+                   cwd=tmp_path).returncode == 0
+    (tmp_path / "r" / "config.json").unlink()  # a half-synced Drive folder
+    result = run_cli("train", "--resume", "r", "--epochs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("has no config.json; resuming from ckpt-0001's copy") == 1
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("ckpt-*")) == [
+        "ckpt-0001", "ckpt-0002"]
+    missing = run_cli("train", "--resume", "nothing-here", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        "error: nothing-here: not a run folder (no config.json, no complete checkpoint); check the path"]
