@@ -210,7 +210,9 @@ class Pace:
 
 
 def duration(seconds: float) -> str:
-    """'42 s', '3.2 min', '25 min', '1 h 18 min'."""
+    """'0.4 s', '42 s', '3.2 min', '25 min', '1 h 18 min'."""
+    if seconds < 9.95:  # a tiny run's epoch: not '0 s'
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 3570:

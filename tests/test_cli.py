@@ -79,12 +79,12 @@ def test_the_cli_tells_the_time_left_once_steps_are_timed(tmp_path):
     assert result.returncode == 0, result.stderr
     pace = [line for line in result.stderr.splitlines() if line.startswith("pace: ")]
     assert len(pace) == 1 and re.fullmatch(
-        r"pace: [\d,]+ img/s, \d+ s per epoch, about \d+ s left for 1 epoch", pace[0]), pace
+        r"pace: [\d,]+ img/s, [\d.]+ s per epoch, about [\d.]+ s left for 1 epoch", pace[0]), pace
     # and once, before that, the plan: device, precision, img/s, an epoch, the run
     plan = [line for line in result.stderr.splitlines() if line.startswith("plan: ")]
     assert len(plan) == 1 and re.fullmatch(
-        r"plan: CPU \(\d+ cores\), float32: [\d,]+ img/s; an epoch takes \d+ s; 2 epochs would "
-        r"take \d+ s", plan[0]), plan
+        r"plan: CPU \(\d+ cores\), float32: [\d,]+ img/s; an epoch takes [\d.]+ s; 2 epochs would "
+        r"take [\d.]+ s", plan[0]), plan
 
 
 def test_a_run_killed_before_its_first_checkpoint_continues_with_resume(tmp_path):

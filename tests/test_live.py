@@ -49,6 +49,7 @@ def test_pace_skips_the_compiling_step_and_counts_whole_epochs(monkeypatch):
 
 
 def test_durations_read_naturally():
+    assert duration(0.44) == "0.4 s"
     assert [duration(s) for s in (42, 192, 1500, 4680, 86400)] == ["42 s", "3.2 min", "25 min", "1 h 18 min",
                                                              "24 h 0 min"]
 
