@@ -2,7 +2,7 @@
 each device's dense peak (dcgan.hardware.PEAK_TFLOPS), in the precision `auto` picks there.
 
 An estimate, not a measurement: a small GPU may reach a larger or smaller share of its peak
-than a large one.  It prints the plan line each device would print (dcgan.clock.plan_text),
+than a large one.  It prints the plan line each device would print (dcgan.training.clock.plan_text),
 so docs/colab.md's T4 figures come from here:
 
     python benchmarks/colab_estimate.py --measured 4429 --on "NVIDIA H200" --precision mixed_bfloat16
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dcgan.clock import Clock, plan_text
+from dcgan.training.clock import Clock, plan_text
 from dcgan.hardware import Accelerator
 from dcgan.settings import precision as auto_precision
 

@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from dcgan.config import Config  # noqa: E402
-from dcgan.explore import FaceExplorer  # noqa: E402
-from dcgan.models import build_generator  # noqa: E402
+from dcgan.apps.explore import FaceExplorer  # noqa: E402
+from dcgan.models.architectures import build_generator  # noqa: E402
 
 
 def main() -> None:

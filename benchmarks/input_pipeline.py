@@ -6,7 +6,7 @@ For each data-set size it runs, in a fresh process: the first epoch (JPEG
 decode + crop + resize + cache write), a later epoch read from the cache, and
 reports peak RSS. It then measures the training step of the same preset and
 prints the ratio input / training. Without --data it writes CelebA-shaped
-JPEGs (178x218, faces drawn by dcgan.demo_faces) to a temporary folder.
+JPEGs (178x218, faces drawn by dcgan.data.demo_faces) to a temporary folder.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def make_celeba_like(folder: Path, count: int) -> None:
     import numpy as np
     from PIL import Image
 
-    from dcgan.demo_faces import demo_faces
+    from dcgan.data.demo_faces import demo_faces
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -47,10 +47,10 @@ def child(args) -> None:
     training reads it on the current Keras backend (tf.data on TensorFlow, else a PyDataset)."""
     import keras
 
-    from dcgan.cache import open_cache
-    from dcgan.data import batches as make_batches
+    from dcgan.data.cache import open_cache
+    from dcgan.data.pipeline import batches as make_batches
     from dcgan.settings import crop as resolve_crop
-    from dcgan.sources import open_source
+    from dcgan.data.sources import open_source
 
     keras.ops.zeros(1)  # load the backend before measuring
     source = open_source(args.data)

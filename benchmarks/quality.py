@@ -28,11 +28,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dcgan.config import Config  # noqa: E402
-from dcgan.data import make_dataset  # noqa: E402
-from dcgan.demo_faces import demo_faces  # noqa: E402
-from dcgan.evaluate import fake_set  # noqa: E402
-from dcgan.metrics import sliced_wasserstein  # noqa: E402
-from dcgan.training import build_gan  # noqa: E402
+from dcgan.data.pipeline import make_dataset  # noqa: E402
+from dcgan.data.demo_faces import demo_faces  # noqa: E402
+from dcgan.evaluation.scoring import fake_set  # noqa: E402
+from dcgan.evaluation.metrics import sliced_wasserstein  # noqa: E402
+from dcgan.training.loop import build_gan  # noqa: E402
+from dcgan.outputs.sampling import generate  # noqa: E402
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -212,9 +213,9 @@ def real_faces(args) -> None:
     import tempfile
     from pathlib import Path
 
-    from dcgan.data import load_real_images
-    from dcgan.images import save_grid
-    from dcgan.metrics import checkerboard_energy, mean_pairwise_distance, real_floor
+    from dcgan.data.pipeline import load_real_images
+    from dcgan.outputs.images import save_grid
+    from dcgan.evaluation.metrics import checkerboard_energy, mean_pairwise_distance, real_floor
 
     data = lfw_folder(Path(tempfile.mkdtemp()) / "lfw") if args.data == "lfw" else args.data
     out = Path(args.out)
@@ -257,7 +258,7 @@ def real_faces(args) -> None:
                 seen = steps * config.batch_size
                 suffix = f"_{seen}" if len(milestones) > 1 else ""
                 grid = out / f"{Path(str(args.data)).name}_{size}_{name.replace('+', '_')}{suffix}.png"
-                save_grid(grid, gan.generate(64, seed=1))
+                save_grid(grid, generate(gan, 64, seed=1))
                 print(f"| {size} | {name} | {seen} | {seconds:.0f} | {ema:.1f} | "
                       f"{raw:.1f} | {floor:.1f} | {ema / floor:.2f} | {diversity:.2f} | "
                       f"{100 * checkerboard_energy(ema_fakes):.2f} | {grid} |",

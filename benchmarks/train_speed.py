@@ -8,7 +8,7 @@ With --devices, the batch is the global one (split over the devices) and "scalin
 per-device throughput against one device's (100 % = linear); --simulate-cpu-devices N splits
 a CPU into N devices to check the wiring (not the speed).
 
-Each row: images/s of the full GAN step, the FLOP/s that makes (dcgan.models.train_step_flops:
+Each row: images/s of the full GAN step, the FLOP/s that makes (dcgan.models.architectures.train_step_flops:
 the layers' MACs x 2 x the passes the step really does), its share of the device's dense peak
 for the precision's compute dtype (dcgan.hardware.PEAK_TFLOPS; "-" on an unknown device, e.g.
 a CPU), and the seconds a CelebA epoch (202,599 images) would take at that speed.
@@ -48,10 +48,10 @@ def _keras_worker(spec: dict):
     from dcgan.config import Config
     from dcgan.distribute import use_devices
     from dcgan.hardware import local_accelerator
-    from dcgan.models import train_step_flops
-    from dcgan.precision import compute_dtype
+    from dcgan.models.architectures import train_step_flops
+    from dcgan.models.precision import compute_dtype
     from dcgan.settings import resolve
-    from dcgan.training import build_gan
+    from dcgan.training.loop import build_gan
 
     if spec.get("simulate") and keras.backend.backend() == "tensorflow":
         import tensorflow as tf  # logical CPU devices, before TensorFlow's runtime starts

@@ -15,7 +15,7 @@ from dcgan.config import PRESETS, Config  # noqa: E402
 from dcgan.env import select_backend as use_backend  # noqa: E402  (call it before Keras loads)
 from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError  # noqa: E402
 
-__version__ = "0.8.0"
+from dcgan.version import __version__  # noqa: E402
 
 __all__ = ["Config", "PRESETS", "use_backend", "DcganError", "ConfigError", "DataError", "CheckpointError",
            "DCGAN", "build_generator", "build_discriminator", "train", "generate", "demo_faces"]
@@ -25,18 +25,18 @@ def __getattr__(name):
     # Keras/TensorFlow load only when a model-related name is first used,
     # so `import dcgan` and `python -m dcgan --help` stay fast.
     if name == "DCGAN":
-        from dcgan.gan import DCGAN
+        from dcgan.training.gan import DCGAN
         return DCGAN
     if name in ("build_generator", "build_discriminator"):
-        from dcgan import models
+        from dcgan.models import architectures as models
         return getattr(models, name)
     if name == "train":
-        from dcgan.training import train
+        from dcgan.training.loop import train
         return train
     if name == "generate":
-        from dcgan.sampling import generate
+        from dcgan.outputs.sampling import generate
         return generate
     if name == "demo_faces":
-        from dcgan.demo_faces import demo_faces
+        from dcgan.data.demo_faces import demo_faces
         return demo_faces
     raise AttributeError(f"module 'dcgan' has no attribute {name!r}")

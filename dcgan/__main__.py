@@ -1,7 +1,7 @@
-"""`python -m dcgan`: see dcgan.cli."""
+"""`python -m dcgan`: see dcgan.apps.cli."""
 
 import sys
 
-from dcgan.cli import main
+from dcgan.apps.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """The running Keras backend's step code (dcgan.backends.<name>), chosen once, at import.
 
-The GAN's `train_step` (dcgan.gan) is written once, in a stateful style, with `keras.ops`;
+The GAN's `train_step` (dcgan.training.gan) is written once, in a stateful style, with `keras.ops`;
 what cannot be written that way on every backend is in one module per backend
 (`dcgan/backends/tensorflow.py`, `jax.py`, `torch.py`: gradient tapes, autograd, pure JAX
 functions; tf.distribute replicas; input feeding; a faster image decoder).  This module

@@ -19,7 +19,7 @@ from dcgan.errors import ConfigError
 from dcgan.io import atomic_write_text
 
 # The lists of choices a field can take; validation, the command line and the code read these.
-# (Architectures are the registry in dcgan.models: a new one is one entry there.)
+# (Architectures are the registry in dcgan.models.architectures: a new one is one entry there.)
 LABEL_MODES = ("noise", "one_sided")
 JIT_MODES = ("auto", "true", "false")
 DATA_FORMATS = ("auto", "channels_last", "channels_first")  # the layout inside the networks
@@ -28,7 +28,7 @@ SPLITS = ("all", "train", "valid", "test")  # CelebA's official split
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 BEST_METRICS = ("swd", "fid")  # how the best generator is chosen (lower is better)
 LOSSES = ("bce", "hinge")  # bce: the seed's noisy-label cross-entropy; hinge: as with spectral norm
-TRANSPOSE_INITS = ("glorot_uniform", "icnr")  # the seed's upsampling kernels (models.ICNR)
+TRANSPOSE_INITS = ("glorot_uniform", "icnr")  # the seed's upsampling kernels (dcgan.models.layers.ICNR)
 FIELD_CHOICES = {"label_mode": LABEL_MODES, "jit_compile": JIT_MODES, "split": SPLITS,
                  "data_format": DATA_FORMATS, "precision": PRECISIONS, "best_metric": BEST_METRICS,
                  "loss": LOSSES, "g_transpose_init": TRANSPOSE_INITS}
@@ -92,13 +92,13 @@ class Config:
 
     # "auto": what measured fastest on each backend (dcgan.settings.AUTO_JIT); "true"/"false"
     jit_compile: str = "auto"
-    # the networks' inner layout ("auto": channels_last, see settings.AUTO_FORMAT); images
+    # the networks' inner layout ("auto": channels_last, dcgan.settings.data_format); images
     # in and out and the weights are the same either way (dcgan.settings.data_format)
     data_format: str = "auto"
     # "auto": float16 on NVIDIA 7.x GPUs (T4, V100), bfloat16 on 8.0+ (A100, L4, H100) and
     # TPUs, float32 on CPUs (dcgan.settings.precision); float16 gets loss scaling
     precision: str = "auto"
-    # training steps per call into the compiled step (0: auto, dcgan.settings.AUTO_STEPS);
+    # training steps per call into the compiled step (0: auto, which is 1);
     # callbacks still run once per epoch, the progress bar moves in jumps of this many
     steps_per_execution: int = 0
     # data-parallel devices: "auto" (every local GPU/TPU on JAX; one elsewhere) or a number;
@@ -137,7 +137,7 @@ class Config:
     steps_per_epoch: int = 0  # 0: one pass over the data
     seed: int = 0
     # a new run's generator starts from this trained one (a .keras file, a run folder, a URL
-    # or a released name: dcgan.pretrained); "" = from scratch.  Same layers and sizes needed.
+    # or a released name: dcgan.outputs.sampling); "" = from scratch.  Same layers and sizes needed.
     init_from: str = ""
     data: str = "demo"  # "demo", a folder, a .zip/.tar archive, a glob, .parquet files, hf:ORG/NAME
     crop: int = -1  # centred square before resizing: -1 auto (CelebA 108/140 px), 0 short side, N px
@@ -313,21 +313,28 @@ def field_types() -> dict[str, type]:
     return {f.name: type(f.default) for f in fields(Config)}
 
 
+# The words a yes/no field takes (any case); anything else is refused, never read as "no".
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+
+
 def coerce_field(name: str, value: Any) -> Any:
     """Convert `value` (e.g. a command-line string) to the type of field `name`."""
     types = field_types()
     if name not in types:
         raise ConfigError(f"unknown config field {name!r}")
     kind = types[name]
+    if kind is bool:
+        word = str(value).strip().lower()
+        if word not in TRUE_WORDS + FALSE_WORDS:
+            raise ConfigError(f"config field {name}={value!r}: expected true or false "
+                              f"({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)})")
+        return word in TRUE_WORDS
     try:
         if kind is tuple:
             if isinstance(value, str):
                 value = comma_list(value)
             return tuple(int(v) for v in value)
-        if kind is bool:
-            if isinstance(value, str):
-                return value.lower() in ("1", "true", "yes", "on")
-            return bool(value)
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -340,7 +347,7 @@ def coerce_field(name: str, value: Any) -> Any:
         ) from None
 
 
-# Which configs each architecture (dcgan.models.ARCHITECTURES builds them) can make: (field, why)
+# Which configs each architecture (dcgan.models.architectures.ARCHITECTURES builds them) can make: (field, why)
 # for one it can't, else None.  Here, not in models.py: a Config validates without Keras.
 def _check_seed(c: Config) -> tuple[str, str] | None:
     if c.g_transpose_init == "icnr" and c.g_transpose_kernel % 2:

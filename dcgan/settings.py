@@ -20,7 +20,6 @@ from dcgan.config import Config
 from dcgan.distribute import MULTI_DEVICE_BACKENDS, local_device_count, process_count
 from dcgan.errors import ConfigError
 from dcgan.hardware import Accelerator, local_accelerator
-from dcgan.sources import celeba_crop
 
 log = logging.getLogger("dcgan.train")
 
@@ -30,11 +29,6 @@ log = logging.getLogger("dcgan.train")
 AUTO_JIT = {("tensorflow", "cpu"): True, ("tensorflow", "gpu"): True,
             ("jax", "cpu"): True, ("jax", "gpu"): True, ("jax", "tpu"): True,
             ("torch", "cpu"): False, ("torch", "gpu"): False}
-# steps_per_execution=0 per (backend, platform): one step per call unless listed here
-# (PyTorch's trainer requires one).
-AUTO_STEPS: dict[tuple[str, str], int] = {}
-# data_format="auto" per backend: channels_last unless listed here.
-AUTO_FORMAT: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -117,12 +111,17 @@ def data_format(config: Config, backend: str | None = None) -> str:
     the weights are the same either way: a checkpoint moves between layouts unchanged."""
     if config.data_format != "auto":
         return config.data_format
-    return AUTO_FORMAT.get(backend or keras.backend.backend(), "channels_last")
+    return "channels_last"  # Keras' own default; channels_first is a choice (docs/speed.md)
+
+
+def celeba_crop(image_size: int) -> int:
+    """The usual CelebA face crop: 108 px for up to 64x64, 140 px above."""
+    return 108 if image_size <= 64 else 140
 
 
 def crop(config: Config, is_celeba: bool) -> int:
     """The centred square cut before resizing, in pixels (0 = the short side); "auto" (-1)
-    keeps CelebA's face (dcgan.sources.celeba_crop), whole images elsewhere."""
+    keeps CelebA's face (celeba_crop), whole images elsewhere."""
     if config.crop >= 0:
         return config.crop
     return celeba_crop(config.image_size) if is_celeba else 0
@@ -162,8 +161,8 @@ def _jit_compile(config: Config, backend: str, platform: str, devices: int) -> b
 
 
 def _steps_per_execution(steps: int, backend: str, platform: str) -> int:
-    if steps == 0:
-        return AUTO_STEPS.get((backend, platform), 1)
+    if steps == 0:  # auto: one step per call (more measured no faster; PyTorch needs one)
+        return 1
     if steps > 1 and backend == "torch":
         raise ConfigError(f"config field steps_per_execution={steps}: Keras on PyTorch runs one "
                           "step per call; use 0 (auto) or 1, or another --backend")

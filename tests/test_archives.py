@@ -1,4 +1,4 @@
-"""dcgan.archives: a .zip and a .tar read the same way (what sources and download share)."""
+"""dcgan.data.archives: a .zip and a .tar read the same way (what sources and download share)."""
 
 import io
 import tarfile
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from dcgan.archives import BROKEN_ARCHIVE, Archive
+from dcgan.data.archives import BROKEN_ARCHIVE, Archive
 
 FILES = {f"faces/{i:02d}.bin": np.random.default_rng(i).bytes(5000 + 37 * i) for i in range(24)}
 

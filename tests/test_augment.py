@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.augment import diff_augment, parse_policy
+from dcgan.models.augment import diff_augment, parse_policy
 
 
 def _images(n=8, size=16):
@@ -49,8 +49,8 @@ def test_policy_parsing():
 
 
 def test_training_with_diffaugment_runs(tiny_demo):
-    from dcgan.data import make_dataset
-    from dcgan.training import build_gan
+    from dcgan.data.pipeline import make_dataset
+    from dcgan.training.loop import build_gan
 
     config = tiny_demo.replace(diffaugment="color,translation,cutout")
     dataset, _ = make_dataset(config)

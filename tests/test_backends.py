@@ -43,7 +43,7 @@ TRAIN = """
 import json, sys
 import keras
 from dcgan.config import Config
-from dcgan.training import train
+from dcgan.training.loop import train
 config = Config.from_preset("demo", image_size=16, g_widths=(16, 8), batch_size=16, demo_images=64,
                             num_samples=4, epochs=int(sys.argv[2]), out_dir=sys.argv[1])
 gan, _ = train(config, resume=sys.argv[3] == "resume", progress=False)
@@ -52,10 +52,10 @@ print(json.dumps({"backend": keras.backend.backend()}))
 
 DUMP_RESTORED = """
 import sys
-from dcgan.checkpoint import _write_state, restore_checkpoint
+from dcgan.training.checkpoint import _write_state, restore_checkpoint
 from dcgan.config import Config
-from dcgan.run import latest_checkpoint
-from dcgan.training import build_gan
+from dcgan.outputs.folder import latest_checkpoint
+from dcgan.training.loop import build_gan
 checkpoint = latest_checkpoint(sys.argv[1] + "/checkpoints")
 gan = build_gan(Config.from_json(checkpoint / "config.json"))
 restore_checkpoint(checkpoint, gan)
@@ -108,13 +108,13 @@ sys.meta_path[:] = [HideTensorFlow(f) if hasattr(f, "find_spec") else f for f in
 def test_a_runtime_without_tensorflow_decodes_and_trains(backend, tmp_path):
     from PIL import Image
 
-    from dcgan.demo_faces import demo_faces
+    from dcgan.data.demo_faces import demo_faces
 
     (tmp_path / "faces").mkdir()
     for i, face in enumerate(demo_faces(40, 48, seed=3)):
         Image.fromarray(face).save(tmp_path / "faces" / f"{i:02d}.{'jpg' if i % 2 else 'png'}")
     code = BLOCK_TENSORFLOW + """
-from dcgan.cli import main
+from dcgan.apps.cli import main
 code = main(["train", "--preset", "demo", "--data", sys.argv[1], "--image-size", "16",
              "--g-widths", "16,8", "--batch-size", "8", "--epochs", "1", "--num-samples", "4",
              "--out", sys.argv[2], "--backend", sys.argv[3]])
@@ -128,42 +128,11 @@ sys.exit(code)
     assert meta["backend"] == backend
 
 
-def test_an_old_tensorflow_format_run_is_refused_elsewhere_with_one_line(tmp_path):
-    run = tmp_path / "run"
-    _run("tensorflow", TRAIN, run, 1, "new")
-    checkpoint = run / "checkpoints" / "ckpt-0001"
-    _run("tensorflow", """
-import sys
-from pathlib import Path
-from dcgan.checkpoint import _tf_checkpoint, restore_checkpoint
-from dcgan.config import Config
-from dcgan.training import build_gan
-checkpoint = Path(sys.argv[1])
-gan = build_gan(Config.from_json(checkpoint / "config.json"))
-restore_checkpoint(checkpoint, gan)
-_tf_checkpoint(gan).write(str(checkpoint / "state"))
-(checkpoint / "state.npz").unlink()
-import json  # dcgan 0.1 recorded neither checksums nor its version
-meta = json.loads((checkpoint / "meta.json").read_text())
-meta.pop("files"), meta.pop("dcgan")
-(checkpoint / "meta.json").write_text(json.dumps(meta))
-""", checkpoint)
-    for backend in OTHER_BACKENDS:
-        result = subprocess.run(
-            [sys.executable, "-m", "dcgan", "train", "--resume", str(run), "--epochs", "2",
-             "--backend", backend], env=_env(backend), cwd=ROOT, capture_output=True, text=True,
-            timeout=300)
-        assert result.returncode == 2, result.stderr[-3000:]
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "resume it once with --backend tensorflow" in lines[0], (backend, lines)
-        assert (checkpoint / "state.index").exists()  # nothing of the run was touched
-
-
 SAMPLE_AND_SCORE = """
 import json, sys
 import numpy as np
-from dcgan.evaluate import evaluate
-from dcgan.sampling import generate, interpolate
+from dcgan.evaluation.scoring import evaluate
+from dcgan.outputs.sampling import generate, interpolate
 run, out = sys.argv[1], sys.argv[2]
 faces = generate(run, n=8, seed=3, out=out + ".png")
 walk = interpolate(run, 1, 2, steps=4, out=out + ".gif")

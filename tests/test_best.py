@@ -9,11 +9,11 @@ import pytest
 
 from dcgan.config import Config
 from dcgan.errors import CheckpointError, ConfigError
-from dcgan.evaluate import read_best, recover_best, save_best
-from dcgan.run import RunPaths, list_checkpoints
-from dcgan.sampling import generate, load_generator
+from dcgan.evaluation.best import read_best, recover_best, save_best
+from dcgan.outputs.folder import RunPaths, list_checkpoints
+from dcgan.outputs.sampling import generate, load_generator
 from dcgan.settings import resolve
-from dcgan.training import build_gan, train
+from dcgan.training.loop import build_gan, train
 
 
 def _small(tiny_demo, tmp_path, **changes):
@@ -116,7 +116,7 @@ def test_best_without_a_kept_generator_is_one_line(tiny_demo, tmp_path):
 
 def test_the_notebooks_results_come_from_the_best_generator(tiny_demo, tmp_path, capsys):
     pytest.importorskip("IPython")
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     run = tmp_path / "run"
     train(_small(tiny_demo, tmp_path, epochs=2, best_every=1), progress=False)

@@ -1,13 +1,13 @@
 import numpy as np
 from PIL import Image
 
-from dcgan.callbacks import Checkpointer, SampleGrid
+from dcgan.training.callbacks import Checkpointer, SampleGrid
 from dcgan.env import in_notebook
-from dcgan.data import make_dataset
-from dcgan.gan import generate_images
-from dcgan.images import make_grid
-from dcgan.run import RunPaths
-from dcgan.training import build_gan
+from dcgan.data.pipeline import make_dataset
+from dcgan.outputs.sampling import generate_images
+from dcgan.outputs.images import make_grid
+from dcgan.outputs.folder import RunPaths
+from dcgan.training.loop import build_gan
 
 
 def test_grids_use_fixed_latents_and_checkpoints_are_written(tiny_demo, tmp_path, monkeypatch):

@@ -3,8 +3,8 @@ import pytest
 from PIL import Image
 
 from dcgan.backends.pydataset import ImageBatches
-from dcgan.data import BatchReader, load_real_images, make_dataset
-from dcgan.sources import open_source
+from dcgan.data.pipeline import BatchReader, load_real_images, make_dataset
+from dcgan.data.sources import open_source
 from dcgan.errors import DataError
 
 

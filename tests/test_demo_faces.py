@@ -1,6 +1,6 @@
 import numpy as np
 
-from dcgan.demo_faces import demo_faces
+from dcgan.data.demo_faces import demo_faces
 
 
 def test_shape_dtype_and_determinism():

@@ -18,12 +18,13 @@ import keras
 import numpy as np
 import pytest
 
-from dcgan.data import BatchReader
-from dcgan.demo_faces import DemoImages
+from dcgan.data.pipeline import BatchReader
+from dcgan.data.demo_faces import DemoImages
 from dcgan.distribute import join_cluster, wait_for_coordinator
 from dcgan.errors import ConfigError
-from dcgan.run import list_checkpoints
-from dcgan.training import build_gan, train
+from dcgan.outputs.folder import list_checkpoints
+from dcgan.outputs.sampling import generate
+from dcgan.training.loop import build_gan, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_CPU_DEVICES = "--xla_force_host_platform_device_count=2"
@@ -47,11 +48,11 @@ import json, sys
 import keras
 import numpy as np
 from dcgan.config import Config
-from dcgan.data import BatchReader
-from dcgan.demo_faces import DemoImages
+from dcgan.data.pipeline import BatchReader
+from dcgan.data.demo_faces import DemoImages
 from dcgan.distribute import join_cluster, wait_for_coordinator
 from dcgan.errors import ConfigError
-from dcgan.training import build_gan, train
+from dcgan.training.loop import build_gan, train
 root = sys.argv[1]
 
 
@@ -149,7 +150,7 @@ def test_more_devices_than_the_backend_can_use_is_one_line(tiny_demo, tmp_path, 
         join_cluster()
     # A run trained on 8 devices, several steps per call, still loads here to sample from.
     gan = build_gan(config.replace(devices="8", steps_per_execution=4))
-    assert gan.generate(2).shape == (2, 16, 16, 3)
+    assert generate(gan, 2).shape == (2, 16, 16, 3)
 
 
 # ------------------------------------------------------------------ several hosts

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from dcgan.config import Config
-from dcgan.data import load_real_images, make_dataset
-from dcgan.download import MARKER, download_celeba, extract_archive
+from dcgan.data.pipeline import load_real_images, make_dataset
+from dcgan.data.download import MARKER, download_celeba, extract_archive
 from dcgan.errors import DataError
-from dcgan.sources import open_source
+from dcgan.data.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.cache import open_cache
+from dcgan.data.cache import open_cache
 from dcgan.config import Config
-from dcgan.data import load_real_images
+from dcgan.data.pipeline import load_real_images
 from dcgan.errors import DataError
-from dcgan.sources import open_source
+from dcgan.data.sources import open_source
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -82,7 +82,7 @@ def test_hub_dataset_downloads_parquet_only_and_trains_with_celebas_crop(hub, tm
     asked = len(hub.requests)
     open_source("hf:nielsr/CelebA-faces")  # a second look: metadata only, no file again
     assert not [r for r in hub.requests[asked:] if "/resolve/" in r and r.startswith("GET")]
-    from dcgan.training import train
+    from dcgan.training.loop import train
 
     _, history = train(config, progress=False)
     assert len(history.history["d_loss"]) == 1
@@ -154,7 +154,7 @@ def test_an_html_page_saved_as_the_archive_is_named(tmp_path):
 
 def test_celeba_in_the_notebook_tries_kaggle_then_the_hub(kaggle, hub, capsys,  # noqa: F811
                                                           monkeypatch, tmp_path):
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     monkeypatch.chdir(tmp_path)  # the Kaggle download's folder, data/celeba, is relative
 
@@ -171,7 +171,7 @@ def test_celeba_in_the_notebook_tries_kaggle_then_the_hub(kaggle, hub, capsys,  
 
 def test_celeba_never_falls_back_to_the_demo_faces_except_for_the_demo(kaggle, monkeypatch,  # noqa: F811
                                                                        tmp_path):
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     monkeypatch.chdir(tmp_path)
     _require_login(kaggle)

@@ -1,9 +1,9 @@
 import numpy as np
 from PIL import Image
 
-from dcgan.data import BatchReader
-from dcgan.demo_faces import DemoImages
-from dcgan.images import make_grid, save_grid, to_uint8
+from dcgan.data.pipeline import BatchReader
+from dcgan.data.demo_faces import DemoImages
+from dcgan.outputs.images import make_grid, save_grid, to_uint8
 
 
 def test_range_mapping_round_trips():
@@ -28,7 +28,7 @@ def test_grid_places_each_image(tmp_path):
 
 
 def test_loss_plot_labels_whole_epochs_only(tmp_path):
-    from dcgan.plots import loss_figure
+    from dcgan.outputs.plots import loss_figure
 
     rows = ["epoch,d_loss,g_loss,d_real,d_fake,seconds,images_per_s"]
     rows += [f"{e},1.2,0.8,0.3,0.6,1.0,10" for e in (1, 2, 3)]
@@ -40,7 +40,7 @@ def test_loss_plot_labels_whole_epochs_only(tmp_path):
 
 
 def test_gif_frames_and_timing(tmp_path):
-    from dcgan.images import save_gif
+    from dcgan.outputs.images import save_gif
 
     frames = [np.full((8, 8, 3), v, np.uint8) for v in (0, 120, 240)]
     save_gif(tmp_path / "a.gif", frames, [100, 100, 400])

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from dcgan.errors import DataError
-from dcgan.inception import (FID_WEIGHTS_SHA256, FeatureNetwork, feature_network, fid_inception,
+from dcgan.evaluation.inception import (FID_WEIGHTS_SHA256, FeatureNetwork, feature_network, fid_inception,
                              fid_weights_file, load_fid_weights)
-from dcgan.pth import load_state_dict
+from dcgan.evaluation.pth import load_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_REFERENCE = all(importlib.util.find_spec(m) for m in ("torch", "torchvision", "pytorch_fid"))
@@ -90,6 +90,60 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
         load_state_dict(tmp_path / "evil.pth")
 
 
+def _crafted_state_dict(path, offset, size, stride, numel=4):
+    """A zip-format .pth whose one tensor claims `offset`, `size` and `stride` over a storage
+    of `numel` floats, written without torch (its pickle names torch's globals)."""
+    import pickle
+    import types
+    import zipfile
+    from collections import OrderedDict
+
+    utils, torch_like = types.ModuleType("fake_torch_utils"), types.ModuleType("fake_torch")
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called here")
+
+    class FloatStorage:
+        pass
+
+    _rebuild_tensor_v2.__module__, FloatStorage.__module__ = utils.__name__, torch_like.__name__
+    FloatStorage.__qualname__, _rebuild_tensor_v2.__qualname__ = "FloatStorage", "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2, torch_like.FloatStorage = _rebuild_tensor_v2, FloatStorage
+    storage = object()
+
+    class Tensor:
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (storage, offset, size, stride, False, OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", FloatStorage, "0", "cpu", numel) if obj is storage else None
+
+    buffer = __import__("io").BytesIO()
+    sys.modules.update({utils.__name__: utils, torch_like.__name__: torch_like})
+    try:
+        Pickler(buffer, protocol=2).dump(OrderedDict(w=Tensor()))
+    finally:
+        del sys.modules[utils.__name__], sys.modules[torch_like.__name__]
+    pickled = buffer.getvalue().replace(b"fake_torch_utils\n", b"torch._utils\n").replace(
+        b"fake_torch\n", b"torch\n")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickled)
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/data/0", np.arange(numel, dtype="<f4").tobytes())
+
+
+def test_a_tensor_reaching_outside_its_storage_is_refused(tmp_path):
+    good = tmp_path / "good.pth"
+    _crafted_state_dict(good, 1, (3,), (1,))  # the reader itself, on a well-formed file
+    np.testing.assert_array_equal(load_state_dict(good)["w"], [1, 2, 3])
+    for offset, size, stride in [(0, (1_000_000,), (1,)), (3, (2,), (1,)), (0, (2, 2), (4, 1)),
+                                 (-1, (2,), (1,)), (0, (2,), (-1,))]:
+        _crafted_state_dict(tmp_path / "bad.pth", offset, size, stride)
+        with pytest.raises(ValueError, match="not a PyTorch state dict"):
+            load_state_dict(tmp_path / "bad.pth")
+
+
 @needs_reference
 def test_the_keras_fid_network_matches_pytorch_fid(reference):
     model = fid_inception()
@@ -152,8 +206,8 @@ def test_the_weights_are_fetched_once_then_used_offline(server, tmp_path):
 
 
 def test_every_fid_names_its_network(tmp_path):
-    from dcgan.evaluate import summary
-    from dcgan.evaluate import evaluate_images
+    from dcgan.evaluation.scoring import summary
+    from dcgan.evaluation.scoring import evaluate_images
 
     faces = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     results = evaluate_images(faces[:4], faces[4:], metrics=("fid",), inception_weights="untrained")

@@ -36,7 +36,7 @@ def test_new_files_follow_the_umask_and_old_ones_keep_their_mode(tmp_path, umask
 
 
 def test_every_file_of_a_run_is_readable_by_the_group_under_umask_022(tiny_demo, umask):
-    from dcgan.training import train
+    from dcgan.training.loop import train
 
     umask(0o022)
     train(tiny_demo.replace(epochs=2))

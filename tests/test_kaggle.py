@@ -16,10 +16,10 @@ import zipfile
 import pytest
 
 from dcgan.config import Config
-from dcgan.data import load_real_images
-from dcgan.download import CREDENTIALS_HINT, MARKER, download_celeba
+from dcgan.data.pipeline import load_real_images
+from dcgan.data.download import CREDENTIALS_HINT, MARKER, download_celeba
 from dcgan.errors import DataError
-from dcgan.sources import open_source
+from dcgan.data.sources import open_source
 from test_download import celeba_like_zip
 
 pytest.importorskip("kagglehub")

@@ -1,5 +1,7 @@
-"""The package's shape: no module imports one that imports it back, directly or round a loop
-(lazy imports inside functions count), and a Config needs no Keras."""
+"""The package's shape: folders that show the flow (core -> data -> models -> outputs ->
+evaluation -> training -> apps), no module importing one in a folder above its own, no module
+importing one that imports it back (lazy imports inside functions count), and a Config needs
+no Keras."""
 
 import ast
 import subprocess
@@ -7,22 +9,48 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "dcgan"
+# Lowest first.  "core" is the package's own top level: config, settings, errors, io, env,
+# hardware, distribute, the backend modules; every folder may stand on it.
+LEVELS = ["core", "data", "models", "outputs", "evaluation", "training", "apps"]
+FACADE = {"__init__", "__main__"}  # dcgan's public names and `python -m dcgan`: above everything
+
+
+def module_names() -> dict[str, Path]:
+    """'data.sources' -> its file, for every module (a package's __init__ under its own name)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def level(module: str) -> int:
+    top = module.split(".")[0]
+    return LEVELS.index(top) if top in LEVELS else 0
+
+
+def imports_of(path: Path, modules) -> set[str]:
+    """The dcgan modules `path` imports anywhere in its source."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "dcgan":
+            base = node.module.removeprefix("dcgan").lstrip(".")
+            for alias in node.names:
+                sub = f"{base}.{alias.name}".lstrip(".")
+                found.add(sub if sub in modules else base)
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("dcgan.") for a in node.names if a.name.startswith("dcgan.")}
+    return {m for m in found if m in modules}
 
 
 def import_graph() -> dict[str, set[str]]:
-    """module -> the dcgan modules it imports anywhere in its source."""
-    modules = {p.stem for p in (ROOT / "dcgan").glob("*.py")}
-    graph = {}
-    for name in modules:
-        found = set()
-        for node in ast.walk(ast.parse((ROOT / "dcgan" / f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "dcgan":
-                parts = node.module.split(".")
-                found |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
-            elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("dcgan.")}
-        graph[name] = (found & modules) - {name, "__init__"}
-    return graph
+    """module -> the dcgan modules it imports (the facade left out: it imports everything)."""
+    modules = module_names()
+    return {name: imports_of(path, modules) - {name} - FACADE
+            for name, path in modules.items() if name not in FACADE}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -58,8 +86,30 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_circles():
     graph = import_graph()
-    assert {"config", "models", "training", "cli"} <= set(graph)
-    assert cycles(graph) == []
+    assert {"config", "models.architectures", "training.loop", "apps.cli"} <= set(graph)
+    assert cycles({m: {n for n in targets if not n.endswith("__init__")} for m, targets in graph.items()}) == []
+
+
+def upward_imports(graph: dict[str, set[str]]) -> set[str]:
+    return {f"{m} -> {n}" for m, targets in graph.items() for n in targets if level(n) > level(m)}
+
+
+def test_no_module_imports_one_in_a_folder_above_its_own():
+    assert upward_imports(import_graph()) == set()
+
+
+def test_every_module_sits_in_a_known_folder():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(LEVELS[1:]) | {"backends"}
+    assert len(list(PACKAGE.glob("*.py"))) <= 14  # the core stays small; the rest has a folder
+
+
+def test_the_level_check_finds_a_planted_upward_import():
+    graph = import_graph()
+    assert "training.loop" in graph["apps.cli"] and graph["data.sources"]  # the graph is real
+    planted = dict(graph, **{"data.sources": graph["data.sources"] | {"training.loop"}})
+    assert upward_imports(planted) == {"data.sources -> training.loop"}
+    assert level("config") == level("backends.jax") == 0
 
 
 def test_the_cycle_finder_finds_a_planted_circle():
@@ -75,7 +125,7 @@ def test_a_config_validates_without_keras():
 
 # Where backend code may live: one module per backend, and the modules that are about the
 # machine or a backend's own formats by nature (instructions.txt lists them).
-BACKEND_HOMES = {"distribute", "hardware", "env", "checkpoint", "settings", "quiet"}
+BACKEND_HOMES = {"distribute", "hardware", "env", "settings", "quiet"}
 BACKEND_LIBRARIES = {"tensorflow", "jax", "torch"}
 
 
@@ -95,8 +145,8 @@ def backend_uses(path: Path) -> set[str]:
 
 
 def test_backend_code_lives_in_dcgan_backends():
-    outside = {p.stem: backend_uses(p) for p in (ROOT / "dcgan").glob("*.py")
-               if p.stem not in BACKEND_HOMES}
+    outside = {name: backend_uses(path) for name, path in module_names().items()
+               if name not in BACKEND_HOMES and not name.startswith("backends")}
     assert {name: uses for name, uses in outside.items() if uses} == {}
     homes = {p.stem: backend_uses(p) for p in (ROOT / "dcgan" / "backends").glob("*.py")}
     assert homes["tensorflow"] == {"tensorflow"} and homes["jax"] == {"jax"}

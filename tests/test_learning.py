@@ -4,8 +4,9 @@ import keras
 import pytest
 import numpy as np
 
-from dcgan.data import load_real_images, make_dataset
-from dcgan.training import build_gan
+from dcgan.data.pipeline import load_real_images, make_dataset
+from dcgan.training.loop import build_gan
+from dcgan.outputs.sampling import generate
 
 
 def test_training_pulls_mean_image_towards_the_data(tiny_demo):
@@ -16,7 +17,7 @@ def test_training_pulls_mean_image_towards_the_data(tiny_demo):
     real_mean = (load_real_images(config) / 127.5 - 1.0).mean(axis=0)
 
     def distance():
-        return float(np.sqrt(((gan.generate(512, seed=99).mean(axis=0) - real_mean) ** 2).mean()))
+        return float(np.sqrt(((generate(gan, 512, seed=99).mean(axis=0) - real_mean) ** 2).mean()))
 
     before = distance()
     gan.fit(dataset, epochs=1, steps_per_epoch=600, verbose=0)
@@ -25,9 +26,9 @@ def test_training_pulls_mean_image_towards_the_data(tiny_demo):
 
 
 def _swd_before_and_after_training(config):
-    from dcgan.demo_faces import demo_faces
-    from dcgan.evaluate import fake_set
-    from dcgan.metrics import sliced_wasserstein
+    from dcgan.data.demo_faces import demo_faces
+    from dcgan.evaluation.scoring import fake_set
+    from dcgan.evaluation.metrics import sliced_wasserstein
 
     keras.utils.set_random_seed(config.seed)
     dataset, _ = make_dataset(config)
@@ -46,7 +47,7 @@ def _swd_before_and_after_training(config):
 def test_gan_regression_swd_drops_well_below_the_untrained_generator(tiny_demo):
     """Fails if the label convention or the optimizer wiring breaks; and, since SWD normalises
     each channel (blind to a shifted or squashed value range), if the data scaling breaks."""
-    from dcgan.evaluate import fake_set
+    from dcgan.evaluation.scoring import fake_set
 
     config = tiny_demo.replace(demo_images=2048, batch_size=32, g_widths=(64, 32))
     untrained, trained, ema, gan, held_out = _swd_before_and_after_training(config)

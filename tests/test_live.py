@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from dcgan.clock import Pace, duration
-from dcgan.images import save_grid
-from dcgan.run import RunPaths
+from dcgan.training.clock import Pace, duration
+from dcgan.outputs.images import save_grid
+from dcgan.outputs.folder import RunPaths
 
 
 class Clock:
@@ -18,7 +18,7 @@ class Clock:
 
 def test_pace_skips_the_compiling_step_and_counts_whole_epochs(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr("dcgan.callbacks.time.perf_counter", clock)
+    monkeypatch.setattr("dcgan.training.callbacks.time.perf_counter", clock)
     pace = Pace(epochs=10, steps_per_epoch=100, batch_size=64)
     pace.epoch_begin(0)
     clock.now += 60  # the first step compiles for a minute
@@ -76,7 +76,7 @@ class Display:
 
 def test_live_view_redraws_one_status_and_one_picture_in_place(tmp_path):
     pytest.importorskip("IPython")
-    from dcgan.live import LiveView
+    from dcgan.training.live import LiveView
 
     paths = RunPaths(tmp_path / "run")
     images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
@@ -100,8 +100,8 @@ def test_live_view_redraws_one_status_and_one_picture_in_place(tmp_path):
 
 def test_live_view_shows_a_grid_drawn_inside_an_epoch_and_the_images_seen(tmp_path):
     pytest.importorskip("IPython")
-    from dcgan.clock import Clock as RunClock
-    from dcgan.live import LiveView
+    from dcgan.training.clock import Clock as RunClock
+    from dcgan.training.live import LiveView
 
     paths = RunPaths(tmp_path / "run")
     images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)

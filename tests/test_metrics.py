@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from dcgan.demo_faces import demo_faces
-from dcgan.evaluate import evaluate_images
-from dcgan.metrics import (frechet_distance, kernel_inception_distance,
+from dcgan.data.demo_faces import demo_faces
+from dcgan.evaluation.scoring import evaluate_images
+from dcgan.evaluation.metrics import (frechet_distance, kernel_inception_distance,
                            laplacian_pyramid, real_floor, sliced_wasserstein)
 
 FAST = dict(patches_per_image=32, directions=64, repeats=2)
@@ -37,7 +37,7 @@ def test_swd_grows_with_the_amount_of_change(faces):
 
 
 def test_laplacian_pyramid_reconstructs_the_image(faces):
-    from dcgan.metrics import _upsample
+    from dcgan.evaluation.metrics import _upsample
 
     levels = laplacian_pyramid(faces[:4])
     assert [lv.shape[1] for lv in levels] == [32, 16]

@@ -4,7 +4,7 @@ import pytest
 from keras import layers
 
 from dcgan.config import PRESETS, Config
-from dcgan.models import build_discriminator, build_generator, count_macs
+from dcgan.models.architectures import build_discriminator, build_generator, count_macs
 
 
 def _count(model, kind):
@@ -106,7 +106,7 @@ def test_channels_first_inside_is_the_same_network(preset):
 
 
 def test_train_step_flops_count_every_pass_of_both_networks():
-    from dcgan.models import train_step_flops
+    from dcgan.models.architectures import train_step_flops
 
     g = keras.Sequential([keras.Input((2,)), layers.Dense(3)])  # 6 MACs
     d = keras.Sequential([keras.Input((3,)), layers.Dense(1)])  # 3 MACs
@@ -118,7 +118,7 @@ def test_train_step_flops_count_every_pass_of_both_networks():
 
 
 def test_icnr_upsampling_starts_as_nearest_neighbour():
-    from dcgan.models import ICNR
+    from dcgan.models.layers import ICNR
 
     layer = layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=ICNR(2, seed=1))
@@ -131,8 +131,8 @@ def test_icnr_upsampling_starts_as_nearest_neighbour():
 
 
 def test_icnr_takes_the_checkerboard_out_of_the_untrained_seed_generator(tmp_path):
-    from dcgan.images import to_uint8
-    from dcgan.metrics import checkerboard_energy
+    from dcgan.outputs.images import to_uint8
+    from dcgan.evaluation.metrics import checkerboard_energy
 
     z = np.random.default_rng(0).standard_normal((16, 32)).astype("float32")
     energy = {}
@@ -149,7 +149,7 @@ def test_icnr_takes_the_checkerboard_out_of_the_untrained_seed_generator(tmp_pat
 
 
 def test_checkerboard_energy_sees_a_checkerboard_and_not_a_gradient():
-    from dcgan.metrics import checkerboard_energy
+    from dcgan.evaluation.metrics import checkerboard_energy
 
     rows, cols = np.indices((32, 32))
     board = np.where((rows + cols) % 2, 200, 50)[None, :, :, None].repeat(3, axis=3)

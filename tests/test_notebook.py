@@ -270,7 +270,7 @@ def test_the_install_cell_says_what_to_do(tmp_path, monkeypatch, package, expect
 
 
 def test_notebook_helpers_outside_colab(capsys):
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     assert not nb.in_colab()
     assert nb.output_root(True, local="runs") == "runs"  # Drive asked for, but not in Colab
@@ -286,7 +286,7 @@ def test_notebook_helpers_outside_colab(capsys):
 
 
 def test_runs_off_drive_in_colab_get_a_warning_and_errors_speak_the_forms_words():
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     warning = nb.drive_warning("runs/celeba128", colab=True)
     assert warning.startswith("WARNING: runs/celeba128 is on this runtime's disk") and "USE_DRIVE = True" in warning
@@ -301,7 +301,7 @@ def test_runs_off_drive_in_colab_get_a_warning_and_errors_speak_the_forms_words(
 
 
 def test_gpu_advice_for_each_runtime():
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     assert nb.gpu_advice("GPU 0: Tesla T4", colab=True) is None
     assert nb.gpu_advice("GPU 0: NVIDIA H100 80GB HBM3", colab=False) is None
@@ -329,8 +329,8 @@ def fake_colab(monkeypatch, tmp_path):
 
 def test_drive_branch_sends_runs_to_drive_and_keeps_data_local(fake_colab, tiny_demo, tmp_path,
                                                                capsys):
-    from dcgan import notebook as nb
-    from dcgan.training import train
+    from dcgan.apps import notebook as nb
+    from dcgan.training.loop import train
 
     assert nb.in_colab()
     mount = tmp_path / "content" / "drive"
@@ -359,7 +359,7 @@ def test_drive_branch_sends_runs_to_drive_and_keeps_data_local(fake_colab, tiny_
 def test_drive_that_times_out_leaves_runs_on_the_runtime_disk_in_one_line(monkeypatch, capsys):
     import types
 
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     def mount(path):
         raise TimeoutError("Timed out waiting for the authorization dialog")
@@ -374,8 +374,8 @@ def test_drive_that_times_out_leaves_runs_on_the_runtime_disk_in_one_line(monkey
 
 def test_take_home_builds_and_offers_the_zip_only_when_ticked(tiny_demo, tmp_path, capsys):
     pytest.importorskip("IPython")
-    from dcgan import notebook as nb
-    from dcgan.training import train
+    from dcgan.apps import notebook as nb
+    from dcgan.training.loop import train
 
     train(tiny_demo.replace(demo_images=32, jit_compile="false"), progress=False)
     run = tiny_demo.out_dir

@@ -6,13 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from dcgan.checkpoint import restore_checkpoint, save_checkpoint
+from dcgan.training.checkpoint import restore_checkpoint, save_checkpoint
 from dcgan.errors import ConfigError
 from dcgan.hardware import Accelerator, local_accelerator
-from dcgan.precision import loss_scale
-from dcgan.run import RunPaths
+from dcgan.models.precision import loss_scale
+from dcgan.outputs.folder import RunPaths
 from dcgan.settings import precision, resolve
-from dcgan.training import build_gan, train
+from dcgan.training.loop import build_gan, train
+from dcgan.outputs.sampling import generate
 
 
 # Tiny models: TensorFlow builds a graph faster than an XLA program; JAX eager is slow.
@@ -132,7 +133,7 @@ def test_mixed_run_writes_float32_samples_and_exports_and_may_change_precision(t
     gan, _ = train(config, progress=False)
     paths = RunPaths(config.out_dir)
     assert json.loads(paths.environment.read_text())["resolved"]["precision"] == "mixed_float16"
-    assert gan.generate(4).dtype == np.float32
+    assert generate(gan, 4).dtype == np.float32
     assert paths.epoch_grid(1).exists()
     exported = keras.saving.load_model(paths.export("generator_ema"), compile=False, safe_mode=True)
     assert {layer.dtype_policy.name for layer in exported.layers} == {"float32"}

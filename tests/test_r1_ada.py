@@ -9,11 +9,11 @@ import pytest
 from keras import ops
 
 from dcgan import backend
-from dcgan.checkpoint import state_parts
+from dcgan.training.checkpoint import state_parts
 from dcgan.config import Config
-from dcgan.data import make_dataset
+from dcgan.data.pipeline import make_dataset
 from dcgan.errors import ConfigError
-from dcgan.training import build_gan, train
+from dcgan.training.loop import build_gan, train
 
 WEIGHT = 0.7  # the penalty's weight in the finite-difference test
 

@@ -7,10 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from dcgan.checkpoint import read_meta
+from dcgan.training.checkpoint import read_meta
 from dcgan.errors import CheckpointError
-from dcgan.run import list_checkpoints, next_free_folder
-from dcgan.training import train
+from dcgan.outputs.folder import list_checkpoints, next_free_folder
+from dcgan.training.loop import train
 
 
 def _small(tiny_demo, tmp_path, **changes):

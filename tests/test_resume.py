@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.checkpoint import read_meta, restore_checkpoint
-from dcgan.run import list_checkpoints
+from dcgan.training.checkpoint import read_meta, restore_checkpoint
+from dcgan.outputs.folder import list_checkpoints
 from dcgan.config import Config
 from dcgan.errors import CheckpointError, ConfigError, TrainingDiverged
-from dcgan.training import build_gan, train
+from dcgan.training.loop import build_gan, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def test_resume_refuses_a_conflicting_config(tiny_demo, tmp_path):
 
 
 def test_overwrite_leaves_nothing_of_the_old_run_and_nothing_else_is_touched(tiny_demo, tmp_path):
-    from dcgan.evaluate import evaluate
+    from dcgan.evaluation.scoring import evaluate
 
     run = tmp_path / "run"
     config = _small(tiny_demo, epochs=2, eval_every=1, eval_images=16, out_dir=str(run))
@@ -307,37 +307,6 @@ def test_tensorboard_true_writes_an_events_file(tiny_demo, tmp_path):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
-def _to_old_format(checkpoint, config):
-    """Rewrite a checkpoint as dcgan 0.1 saved it: a tf.train.Checkpoint, no state.npz."""
-    from dcgan.checkpoint import _tf_checkpoint
-
-    gan = build_gan(config)
-    restore_checkpoint(checkpoint, gan)
-    _tf_checkpoint(gan).write(str(checkpoint / "state"))
-    (checkpoint / "state.npz").unlink()
-    meta = json.loads((checkpoint / "meta.json").read_text())
-    for key in ("files", "dcgan"):  # dcgan 0.1 recorded neither checksums nor its version
-        meta.pop(key)
-    (checkpoint / "meta.json").write_text(json.dumps(meta))
-    return _state(gan)
-
-
-def test_a_run_saved_in_the_old_tensorflow_format_still_resumes(tiny_demo, tmp_path):
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the old format is TensorFlow's (other backends: tests/test_backends.py)")
-    config = _small(tiny_demo, epochs=1, out_dir=str(tmp_path / "run"))
-    train(config, progress=False)
-    checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-0001"
-    saved = _to_old_format(checkpoint, config)
-    fresh = build_gan(config)
-    restore_checkpoint(checkpoint, fresh)
-    for a, b in zip(saved, _state(fresh), strict=True):
-        np.testing.assert_array_equal(a, b)
-    _, history = train(config.replace(epochs=2), resume=True, progress=False)
-    assert history.epoch == [1]
-    assert (tmp_path / "run" / "checkpoints" / "ckpt-0002" / "state.npz").exists()
-
-
 def test_a_kill_between_an_epochs_log_row_and_its_checkpoint_logs_that_epoch_once(tiny_demo, tmp_path):
     """The row is written first; had the checkpoint not followed (a kill), the resume trains
     the epoch again and its row is in log.csv once, with the resumed run's numbers."""
@@ -352,23 +321,3 @@ def test_a_kill_between_an_epochs_log_row_and_its_checkpoint_logs_that_epoch_onc
     assert history.epoch == [1]
     after = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in after] == ["epoch", "1", "2"] and after[:2] == before[:2]
-
-
-def test_a_checkpoint_of_dcgan_0_5_with_its_seed_part_still_resumes_exactly(tiny_demo, tmp_path):
-    """dcgan <= 0.5 saved the random generator's state as the part "seed" (now "random_state")."""
-    straight, _ = train(_small(tiny_demo, epochs=2, out_dir=str(tmp_path / "a")), progress=False)
-    train(_small(tiny_demo, epochs=1, out_dir=str(tmp_path / "b")), progress=False)
-    checkpoint = list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
-    state = checkpoint / "state.npz"
-    with np.load(state) as stored:
-        arrays = {k.replace("random_state/", "seed/"): v for k, v in stored.items()}
-    assert any(k.startswith("seed/") for k in arrays)
-    with open(state, "wb") as f:
-        np.savez(f, **arrays)
-    meta = json.loads((checkpoint / "meta.json").read_text())
-    meta["files"] = {}  # as dcgan < 0.4 wrote them: no checksums to disagree with
-    (checkpoint / "meta.json").write_text(json.dumps(meta))
-    resumed, _ = train(_small(tiny_demo, epochs=2, out_dir=str(tmp_path / "b")), resume=True,
-                       progress=False)
-    for a, b in zip(_state(straight), _state(resumed), strict=True):
-        np.testing.assert_array_equal(a, b)

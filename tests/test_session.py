@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.checkpoint import read_meta
-from dcgan.clock import Clock, plan_text
-from dcgan.data import BatchReader
-from dcgan.demo_faces import DemoImages
+from dcgan.training.checkpoint import read_meta
+from dcgan.training.clock import Clock, plan_text
+from dcgan.data.pipeline import BatchReader
+from dcgan.data.demo_faces import DemoImages
 from dcgan.errors import CheckpointError
-from dcgan.run import RunPaths, list_checkpoints
-from dcgan.training import train
+from dcgan.outputs.folder import RunPaths, list_checkpoints
+from dcgan.training.loop import train
 from test_resume import _state  # noqa: E402  (weights, EMA, optimizers, random stream)
 
 

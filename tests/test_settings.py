@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import pytest
 
-import dcgan.training
+import dcgan.training.loop
 from dcgan.config import Config
 from dcgan.errors import ConfigError
 from dcgan.hardware import Accelerator
@@ -69,9 +69,9 @@ def test_a_run_resolves_once_logs_once_and_records_every_setting(tiny_demo, monk
         calls.append(args)
         return resolve(*args, **kwargs)
 
-    monkeypatch.setattr(dcgan.training, "resolve", counting)
+    monkeypatch.setattr(dcgan.training.loop, "resolve", counting)
     with caplog.at_level("INFO", logger="dcgan.train"):
-        dcgan.training.train(tiny_demo, progress=False)
+        dcgan.training.loop.train(tiny_demo, progress=False)
     assert len(calls) == 1
     recorded = json.loads((Path(tiny_demo.out_dir) / "environment.json").read_text())["resolved"]
     assert recorded == resolve(tiny_demo).as_dict()
@@ -80,9 +80,9 @@ def test_a_run_resolves_once_logs_once_and_records_every_setting(tiny_demo, monk
 
 def test_only_settings_reads_the_auto_fields():
     """No other module of the package reads config.<an auto field>: they get Settings."""
-    root = Path(dcgan.training.__file__).parent
+    root = Path(dcgan.__file__).parent
     readers = {}
-    for path in root.glob("*.py"):
+    for path in root.rglob("*.py"):
         if path.stem == "settings":
             continue
         for node in ast.walk(ast.parse(path.read_text())):

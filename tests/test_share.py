@@ -27,7 +27,7 @@ def _tiny(out, **changes):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two finished runs that differ in one setting and in length."""
-    from dcgan.training import train
+    from dcgan.training.loop import train
 
     root = tmp_path_factory.mktemp("runs")
     train(_tiny(root / "a", epochs=2))
@@ -42,7 +42,7 @@ def _cli(*args, cwd):
 
 # ---------------------------------------------------------------- export
 def test_export_zips_exactly_the_results_and_nothing_else(runs, tmp_path):
-    from dcgan.export import export_run
+    from dcgan.apps.export import export_run
 
     run = runs[0]
     out = export_run(run, tmp_path / "take-home.zip")
@@ -59,7 +59,7 @@ def test_export_zips_exactly_the_results_and_nothing_else(runs, tmp_path):
 
 
 def test_an_export_that_fails_leaves_no_half_written_zip(runs, tmp_path, monkeypatch):
-    from dcgan.export import export_run
+    from dcgan.apps.export import export_run
 
     real_write, written = zipfile.ZipFile.write, []
 
@@ -87,7 +87,7 @@ def test_export_of_a_folder_without_a_generator_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------- compare
 def test_compare_shows_both_grids_at_one_epoch_and_the_difference(runs, tmp_path):
-    from dcgan.compare import caption, compare_figure, common_epoch, config_difference
+    from dcgan.apps.compare import caption, compare_figure, common_epoch, config_difference
 
     a, b = runs
     assert common_epoch(a, b) == 2  # the latest epoch both have
@@ -114,10 +114,10 @@ def test_compare_shows_both_grids_at_one_epoch_and_the_difference(runs, tmp_path
 
 # ---------------------------------------------------------------- nearest real faces
 def test_nearest_finds_a_planted_copy_of_a_generated_face(runs, tmp_path):
-    from dcgan.gan import generate_images
-    from dcgan.images import to_uint8
-    from dcgan.nearest import nearest_faces
-    from dcgan.sampling import load_generator, seed_latents
+    from dcgan.outputs.sampling import generate_images
+    from dcgan.outputs.images import to_uint8
+    from dcgan.evaluation.nearest import nearest_faces
+    from dcgan.outputs.sampling import load_generator, seed_latents
 
     generator = load_generator(runs[0])
     copy = to_uint8(generate_images(generator, seed_latents([2], 32)))[0]
@@ -138,8 +138,8 @@ def test_nearest_finds_a_planted_copy_of_a_generated_face(runs, tmp_path):
 
 
 def test_nearest_reads_the_data_in_batches_with_the_same_answer():
-    from dcgan.demo_faces import DemoImages
-    from dcgan.nearest import nearest_real
+    from dcgan.data.demo_faces import DemoImages
+    from dcgan.evaluation.nearest import nearest_real
 
     images = DemoImages(300, 16, 0)
     queries = images.read(np.array([7, 150, 299]))
@@ -152,10 +152,10 @@ def test_nearest_reads_the_data_in_batches_with_the_same_answer():
 
 # ---------------------------------------------------------------- the explorer's faces
 def test_explorer_draws_what_generate_draws_and_moves_with_its_controls(runs):
-    from dcgan.explore import FaceExplorer
-    from dcgan.gan import generate_images
-    from dcgan.images import to_uint8
-    from dcgan.sampling import load_generator, seed_latents
+    from dcgan.apps.explore import FaceExplorer
+    from dcgan.outputs.sampling import generate_images
+    from dcgan.outputs.images import to_uint8
+    from dcgan.outputs.sampling import load_generator, seed_latents
 
     explorer = FaceExplorer(runs[0])
     generator = load_generator(runs[0])
@@ -175,7 +175,7 @@ def test_explorer_draws_what_generate_draws_and_moves_with_its_controls(runs):
 def test_principal_directions_of_a_wide_latent_are_orthonormal_and_ordered():
     import keras
 
-    from dcgan.explore import latent_directions
+    from dcgan.apps.explore import latent_directions
 
     keras.utils.set_random_seed(0)
     # a generator that only listens to latent dimensions 3 and 40 (40 more strongly)
@@ -193,7 +193,7 @@ def test_principal_directions_of_a_wide_latent_are_orthonormal_and_ordered():
 
 def test_explorer_picks_up_a_generator_saved_later(runs, tmp_path):
     from dcgan.errors import CheckpointError
-    from dcgan.explore import FaceExplorer
+    from dcgan.apps.explore import FaceExplorer
 
     run = tmp_path / "training"
     (run / "checkpoints").mkdir(parents=True)
@@ -207,8 +207,8 @@ def test_explorer_picks_up_a_generator_saved_later(runs, tmp_path):
 # ---------------------------------------------------------------- the notebook's widgets
 def test_latent_explorer_widgets_redraw_what_generate_draws(runs):
     pytest.importorskip("ipywidgets")
-    from dcgan.explore import FaceExplorer
-    from dcgan.widgets import LatentExplorer
+    from dcgan.apps.explore import FaceExplorer
+    from dcgan.apps.widgets import LatentExplorer
 
     view = LatentExplorer(runs[0])
     faces = FaceExplorer(runs[0])
@@ -270,8 +270,8 @@ def _status(browser, predicate):
 
 
 def test_the_web_page_in_a_real_browser(runs, tmp_path):
-    from dcgan.explore import FaceExplorer
-    from dcgan.serve import serve_in_background
+    from dcgan.apps.explore import FaceExplorer
+    from dcgan.apps.serve import serve_in_background
 
     browser = _browser()
     server, url = serve_in_background(runs[0])
@@ -315,6 +315,72 @@ def test_the_web_page_in_a_real_browser(runs, tmp_path):
         browser.quit()
 
 
+def _get(url):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_the_web_page_bounds_what_the_network_can_ask(runs, caplog, monkeypatch):
+    import threading
+
+    from dcgan.apps import serve
+
+    server, url = serve.serve_in_background(runs[0])
+    try:
+        # capped inputs, refused before they are parsed
+        status, body = _get(url + "face.png?seed=1&d=" + ",".join(["0.1"] * 200))
+        assert status == 400 and b"more than 64 values" in body
+        status, body = _get(url + "face.png?seed=1&psi=" + "1" * 3000)
+        assert status == 414
+        assert _get(url + "face.png?seed=99999999999")[0] == 400
+        assert _get(url + "face.png?seed=3")[0] == 200
+        # an unexpected error: a generic line to the client, the details in the server's log
+        def broken(*args, **kwargs):
+            raise RuntimeError("/home/someone/secret/path")
+
+        monkeypatch.setattr(serve.FaceExplorer, "face_png", broken)
+        with caplog.at_level("WARNING", logger="dcgan.apps.serve"):
+            status, body = _get(url + "face.png?seed=3")
+        assert status == 500 and b"secret" not in body and b"RuntimeError" not in body
+        assert "secret/path" in caplog.text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    # a bounded pool: with every worker busy and the queue full, the next request is a 503
+    release = threading.Event()
+    monkeypatch.setattr(serve.FaceExplorer, "face_png", lambda *a, **k: release.wait(30) and b"")
+    server = serve.PooledHTTPServer(("127.0.0.1", 0), serve.make_handler(serve.FaceExplorer(runs[0]), "x"),
+                                    workers=1, queued=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        first = threading.Thread(target=_get, args=(url + "face.png?seed=1",))
+        first.start()
+        for _ in range(200):  # until the first request holds the only worker
+            if server.slots._value == 0:
+                break
+            threading.Event().wait(0.01)
+        status, body = _get(url + "face.png?seed=2")
+        assert status == 503 and b"busy" in body
+    finally:
+        release.set()
+        first.join(30)
+        server.shutdown()
+        server.server_close()
+
+    # bound off loopback: a warning says who can see it
+    with caplog.at_level("WARNING", logger="dcgan.apps.serve"):
+        serve.make_server(runs[0], host="0.0.0.0", port=0).server_close()
+    assert "anyone who can reach this machine" in caplog.text
+
+
 def test_serve_cli_errors_are_one_line(tmp_path):
     result = _cli("serve", "--checkpoint", str(tmp_path / "missing"), cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
@@ -354,9 +420,9 @@ def release(runs, tmp_path, monkeypatch):
 
 def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, release, tmp_path):
     from dcgan.errors import CheckpointError
-    from dcgan.gan import generate_images
-    from dcgan.sampling import load_pretrained
-    from dcgan.sampling import load_generator, seed_latents
+    from dcgan.outputs.sampling import generate_images
+    from dcgan.outputs.sampling import load_pretrained
+    from dcgan.outputs.sampling import load_generator, seed_latents
 
     url, digest, downloads = release
     generator, path = load_pretrained(f"{url}#sha256={digest}")
@@ -371,7 +437,7 @@ def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, re
     assert (path.parent / "generator.keras").is_file()  # a bad checksum keeps the good copy
     with pytest.raises(CheckpointError, match="nor a released generator"):
         load_pretrained("celeba128")
-    from dcgan import notebook as nb
+    from dcgan.apps import notebook as nb
 
     assert nb.load_pretrained(f"{url}#sha256={digest}") == str(path)  # the notebook's cell
     assert path.with_name("faces.png").is_file()
@@ -384,8 +450,8 @@ def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, re
 
 def test_a_new_run_can_start_from_a_trained_generator(runs, release, tmp_path):
     from dcgan.errors import CheckpointError
-    from dcgan.sampling import load_generator
-    from dcgan.training import build_gan, start_from
+    from dcgan.outputs.sampling import load_generator
+    from dcgan.training.loop import build_gan, start_from
 
     url, digest, _ = release
     gan = build_gan(_tiny(tmp_path / "fine"))
@@ -407,7 +473,7 @@ def test_a_new_run_can_start_from_a_trained_generator(runs, release, tmp_path):
 
 
 def test_without_ipywidgets_the_explorer_is_one_line_and_a_grid(runs, monkeypatch, capsys):
-    from dcgan.widgets import explore
+    from dcgan.apps.widgets import explore
 
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if it were not installed
     assert explore(runs[1]) is None

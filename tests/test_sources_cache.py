@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from dcgan.cache import cache_key, open_cache
+from dcgan.data.cache import cache_key, open_cache
 from dcgan.config import Config
-from dcgan.data import load_real_images, make_dataset
+from dcgan.data.pipeline import load_real_images, make_dataset
 from dcgan.errors import DataError
-from dcgan.sources import open_source
+from dcgan.data.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_every_format_is_used_and_every_broken_file_is_named(tmp_path, caplog):
     good, broken = make_mixed_folder(tmp_path / "mixed")
     source = open_source(str(tmp_path / "mixed"))
     assert len(source.entries) == len(good) + len(broken)  # hidden and non-image files ignored
-    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    caplog.set_level(logging.WARNING, logger="dcgan.data.pipeline")
     cache = open_cache(source, 16, 0, tmp_path / "cache", progress=False)
     assert cache.count == len(good)
     assert sorted(Path(name).name for name, _ in cache.meta["skipped"]) == broken
@@ -154,8 +154,8 @@ def test_the_cache_is_reused_and_rebuilt_when_the_source_changes(tmp_path):
 
 BUILD_SCRIPT = """
 import sys
-from dcgan.cache import open_cache
-from dcgan.sources import open_source
+from dcgan.data.cache import open_cache
+from dcgan.data.sources import open_source
 open_cache(open_source(sys.argv[1]), 32, 0, sys.argv[2], progress=False)
 """
 
@@ -223,7 +223,7 @@ def test_broken_links_and_vanished_files_are_skipped_and_named(tmp_path, caplog)
     (folder / "later.png").write_bytes((folder / "0.png").read_bytes())
     source = open_source(str(folder))
     (folder / "later.png").unlink()  # vanishes between listing and reading
-    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    caplog.set_level(logging.WARNING, logger="dcgan.data.pipeline")
     cache = open_cache(source, 16, 0, tmp_path / "cache", progress=False)
     assert cache.count == 4
     skipped = _skipped(cache)
@@ -251,7 +251,7 @@ def test_images_far_below_the_training_size_are_skipped_unless_asked(tmp_path, c
     _solid((9, 9, 9), size=(1, 1)).save(folder / "dot.png")
     _solid((9, 9, 9), size=(40, 7)).save(folder / "sliver.jpg", quality=95)
     _solid((9, 9, 9), size=(8, 8)).convert("CMYK").save(folder / "tiny-cmyk.jpg")  # Pillow's path
-    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    caplog.set_level(logging.WARNING, logger="dcgan.data.pipeline")
     config = _config(tmp_path, folder).replace(image_size=32, g_widths=(64, 32, 16))  # floor 8
     images = load_real_images(config)
     assert len(images) == 5  # the four 24x20 images and the 8x8 one (exactly at the floor)
@@ -277,7 +277,7 @@ def test_an_older_format_cache_is_removed_when_its_successor_is_built(tmp_path, 
     other = dict(meta, version=1, source="elsewhere")  # another source's old cache stays
     (root / "other.json").write_text(json.dumps(other))
     (root / "other.u8").write_bytes(b"\0" * 10)
-    caplog.set_level(logging.INFO, logger="dcgan.data")
+    caplog.set_level(logging.INFO, logger="dcgan.data.pipeline")
     rebuilt = open_cache(open_source(str(folder)), 16, 0, root, progress=False)
     assert rebuilt.count == 4
     assert not (root / "old.u8").exists() and not (root / "old.json").exists()
@@ -287,8 +287,8 @@ def test_an_older_format_cache_is_removed_when_its_successor_is_built(tmp_path, 
 
 def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
     from dcgan.backends.tensorflow import decode_all as decode_all_with_tensorflow
-    from dcgan.decode import decode_all_with_pillow
-    from dcgan.demo_faces import demo_faces
+    from dcgan.data.decode import decode_all_with_pillow
+    from dcgan.data.demo_faces import demo_faces
 
     for i, face in enumerate(demo_faces(12, 160, seed=1)):  # CelebA-shaped JPEGs and PNGs
         Image.fromarray(face).resize((178, 218)).save(
@@ -305,7 +305,7 @@ def test_pillow_decoder_for_jax_and_torch_agrees_with_tensorflows(tmp_path):
 
 
 def test_each_file_that_fails_is_decoded_once_and_named_once(tmp_path, monkeypatch, caplog):
-    import dcgan.decode
+    import dcgan.data.decode
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -314,14 +314,14 @@ def test_each_file_that_fails_is_decoded_once_and_named_once(tmp_path, monkeypat
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     (folder / "text.png").write_bytes(b"hello")
     calls = []
-    pillow = dcgan.decode.decode_one_with_pillow
+    pillow = dcgan.data.decode.decode_one_with_pillow
 
     def counting(data, size, crop):
         calls.append(bytes(data[:8]))
         return pillow(data, size, crop)
 
-    monkeypatch.setattr(dcgan.decode, "decode_one_with_pillow", counting)
-    caplog.set_level(logging.WARNING, logger="dcgan.data")
+    monkeypatch.setattr(dcgan.data.decode, "decode_one_with_pillow", counting)
+    caplog.set_level(logging.WARNING, logger="dcgan.data.pipeline")
     cache = open_cache(open_source(str(folder)), 16, 0, tmp_path / "cache", progress=False)
     assert cache.count == 3
     assert calls.count(b"hello") == 1 and calls.count(b"\xff\xd8\xff not ") == 1

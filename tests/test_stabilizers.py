@@ -5,11 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from dcgan.checkpoint import state_parts
+from dcgan.training.checkpoint import state_parts
 from dcgan.config import Config
 from dcgan.errors import ConfigError
-from dcgan.models import SpectralNorm, build_discriminator, count_macs
-from dcgan.training import train
+from dcgan.models.architectures import build_discriminator, count_macs
+from dcgan.models.layers import SpectralNorm
+from dcgan.training.loop import train
 
 
 def _values(gan):
@@ -75,8 +76,8 @@ def test_spectral_norm_and_hinge_train_and_resume_exactly(preset, tmp_path):
 
 
 def test_hinge_losses_are_the_hinge():
-    from dcgan.gan import DCGAN
-    from dcgan.models import build_generator
+    from dcgan.training.gan import DCGAN
+    from dcgan.models.architectures import build_generator
 
     config = Config.from_preset("demo", image_size=16, g_widths=(16, 8), loss="hinge")
     gan = DCGAN(build_generator(config), build_discriminator(config), loss="hinge")

@@ -18,7 +18,7 @@ in `keras.ops`.  Each module provides the same names:
   calls it (JAX: a pure function of the state);
 - `feed(reader, shape)`: the endless batch stream `fit()` reads (tf.data on TensorFlow, a
   keras PyDataset elsewhere);
-- `decode_all`: a faster image decoder than Pillow's, or None (dcgan.decode).
+- `decode_all`: a faster image decoder than Pillow's, or None (dcgan.data.decode).
 
 Backend-specific code elsewhere, by nature: dcgan/distribute.py (devices and clusters),
 dcgan/hardware.py and dcgan/env.py (what the machine has), dcgan/checkpoint.py (reading the

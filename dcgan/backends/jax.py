@@ -22,7 +22,7 @@ replicas = one_replica
 replica_mean = step_logs = unchanged
 feed = pydataset.feed  # Keras feeds JAX from a PyDataset
 
-decode_all = None  # Pillow's decoder (dcgan.decode): a JAX runtime may have no TensorFlow
+decode_all = None  # Pillow's decoder (dcgan.data.decode): a JAX runtime may have no TensorFlow
 
 _step_scope = None  # the _StepScope of the step being traced
 

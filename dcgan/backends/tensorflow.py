@@ -104,7 +104,7 @@ def feed(reader, shape):
 def decode_all(source, size: int, crop: int):
     """Yield (entry index, uint8 image, original short side) for every entry TensorFlow
     decodes (`decode_and_crop_jpeg` for JPEGs: only the crop window is decoded); entries it
-    cannot decode are left out (dcgan.decode gives them to Pillow)."""
+    cannot decode are left out (dcgan.data.decode gives them to Pillow)."""
     indices = tf.data.Dataset.range(len(source.entries))
     if not source.reads_files:  # archive members, parquet rows
         def entry_bytes():
@@ -137,7 +137,7 @@ def _crop_window(height, width, crop):
 
 def decode_one(data, size: int, crop: int):
     """Encoded bytes -> (uint8 (size, size, 3), the original short side): centre crop, then an
-    antialiased resize (dcgan.decode.decode_one_with_pillow does the same with Pillow)."""
+    antialiased resize (dcgan.data.decode.decode_one_with_pillow does the same with Pillow)."""
     def jpeg():
         shape = tf.io.extract_jpeg_shape(data)
         top, left, side = _crop_window(shape[0], shape[1], crop)

@@ -11,7 +11,7 @@ replicas = one_replica
 replica_mean = step_logs = unchanged
 feed = pydataset.feed  # Keras feeds PyTorch from a PyDataset
 
-decode_all = None  # Pillow's decoder (dcgan.decode): torch has none faster for these files
+decode_all = None  # Pillow's decoder (dcgan.data.decode): torch has none faster for these files
 
 
 def gradient_step(loss_fn, variables, optimizer, extra_gradients=None):

@@ -1,0 +1,1 @@
+"""Data: image sources, archives, downloads, decoding, the cache and the input pipeline."""

@@ -1,0 +1,1 @@
+"""Models: the architectures, their layers, DiffAugment and mixed precision."""
