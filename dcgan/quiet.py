@@ -39,6 +39,13 @@ NOISE = re.compile(
     r"|To enable the following instructions: )")
 
 
+# After the import only INFO and WARNING lines are noise: an ERROR or FATAL line from
+# TensorFlow's C++ side is a real failure's words, and reaches the user.
+LATE_NOISE = re.compile(
+    r"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] "
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] [\w./-]+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called)")
+
 # A line that may still become a C++ log line (held back until it ends, at most HOLD_S).
 _NOISE_START = re.compile(r"^(?:[IWEF]\d{4} |\d{4}-\d\d-\d\d |WARNING: All log|To enable)")
 QUIET_S, HOLD_S = 0.2, 2.0
@@ -52,7 +59,7 @@ def stderr_is_terminal() -> bool:
 
 
 def filter_native_stderr(fork: bool = True) -> None:
-    """Drop C++ log lines written to file descriptor 2 from now on (idempotent).
+    """Drop C++ INFO and WARNING lines written to file descriptor 2 from now on (idempotent).
 
     Everything else passes through unchanged, progress bars included (a partial line is
     written after QUIET_S without more output).  `fork`: filter in a child process (the
@@ -125,9 +132,9 @@ def _pump(read_fd: int, out_fd: int) -> None:
         pending += chunk
         *complete, pending = re.split(rb"(?<=[\r\n])", pending)
         _write(out_fd, b"".join(part for part in complete
-                                if not NOISE.match(part.decode("utf-8", "replace"))))
+                                if not LATE_NOISE.match(part.decode("utf-8", "replace"))))
         held_since = None
-    if pending and not NOISE.match(pending.decode("utf-8", "replace")):
+    if pending and not LATE_NOISE.match(pending.decode("utf-8", "replace")):
         _write(out_fd, pending)
 
 
@@ -138,7 +145,8 @@ def _write(fd: int, data: bytes) -> None:
 
 def install() -> None:
     """Quiet TensorFlow's C++ logs from here on (idempotent; does nothing once TF is loaded)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # 2: INFO and WARNING hidden; ERROR and FATAL lines (a real failure's words) still reach the user
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietImport) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietImport())
@@ -182,6 +190,12 @@ class _QuietLoader(importlib.abc.Loader):
             sys.meta_path.remove(self.finder)  # TensorFlow is imported once
         with _Stderr2Captured() as captured:
             self.loader.exec_module(module)
+            # Device discovery now, inside the capture: on a machine without a GPU it logs an
+            # ERROR line ("failed call to cuInit") that is not one (later ERROR lines show).
+            try:
+                module.config.list_physical_devices()
+            except Exception:  # noqa: BLE001 - a broken device setup shows at first use instead
+                pass
         captured.replay()
 
     def __getattr__(self, name):  # everything else (get_code, is_package, ...) as the original

@@ -95,16 +95,24 @@ def test_ema_generator_tracks_the_generator_smoothly(tiny_demo):
     dataset, _ = make_dataset(config)
     gan = build_gan(config)
     assert gan.sampling_generator is gan.ema_generator
-    start = [w.copy() for w in gan.generator.get_weights()]
-    np.testing.assert_array_equal(gan.ema_generator.get_weights()[0], start[0])
+    start = [_np(w).copy() for w in gan.generator.trainable_weights]
+    np.testing.assert_array_equal(_np(gan.ema_generator.trainable_weights[0]), start[0])
     gan.fit(dataset, epochs=1, steps_per_epoch=40, verbose=0)
-    raw, ema = gan.generator.get_weights(), gan.ema_generator.get_weights()
+    raw = [_np(w) for w in gan.generator.trainable_weights]
+    ema = [_np(w) for w in gan.ema_generator.trainable_weights]
     # The average moved with training, but lags behind the raw weights: it sits between.
     for w0, w, e in zip(start, raw, ema):
         if w0.size > 10 and not np.array_equal(w0, w):
             assert 0 < np.abs(e - w).mean() < np.abs(w0 - w).mean()
     assert not np.array_equal(generate(gan, 4, seed=1), _np(gan.generator(
         latents_for(4, config.latent_dim, 1), training=False)))
+    # BatchNorm's running statistics are the generator's own, copied (StyleGAN2-ADA's way), not
+    # an average of past ones: they describe what the current weights produce.
+    statistics = [(e, g) for e, g in zip(gan.ema_generator.non_trainable_weights,
+                                         gan.generator.non_trainable_weights) if "moving" in g.path]
+    assert len(statistics) >= 4
+    for e, g in statistics:
+        np.testing.assert_array_equal(_np(e), _np(g))
     off = build_gan(tiny_demo.replace(ema_decay=0.0))
     assert off.ema_generator is None and off.sampling_generator is off.generator
 

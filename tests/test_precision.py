@@ -148,6 +148,23 @@ def test_mixed_run_writes_float32_samples_and_exports_and_may_change_precision(t
     assert history.epoch == [2] and loss_scale(again.g_optimizer) == 2.0 ** 15
 
 
+def test_a_float32_copy_converts_the_layers_inside_spectral_norm(tiny_seed):
+    from dcgan.models.architectures import build_discriminator
+    from dcgan.models.precision import dtype_policy, float32_copy
+
+    config = tiny_seed.replace(spectral_norm=True)
+    with dtype_policy("mixed_float16"):
+        mixed = build_discriminator(config)
+    wrapped = [layer.layer for layer in mixed.layers if hasattr(layer, "layer")]
+    assert "mixed_float16" in {layer.dtype_policy.name for layer in wrapped}  # the logit is float32 anyway
+    copy = float32_copy(mixed)
+    inner = [layer.layer for layer in copy.layers if hasattr(layer, "layer")]
+    assert len(inner) == len(wrapped)
+    assert {layer.dtype_policy.name for layer in [*copy.layers, *inner]} == {"float32"}
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(copy.predict(images, verbose=0), mixed.predict(images, verbose=0), rtol=1e-2)
+
+
 @pytest.mark.backends
 def test_several_steps_per_execution_train_alike_where_the_backend_allows(tiny_demo, tmp_path):
     one = tiny_demo.replace(demo_images=64, epochs=2, jit_compile=FAST_JIT, out_dir=str(tmp_path / "one"))

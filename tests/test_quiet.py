@@ -68,6 +68,7 @@ from dcgan.quiet import filter_native_stderr
 filter_native_stderr()
 os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
 os.write(2, b"I0000 00:00:1795890358.761 2341 device_compiler.h:196] Compiled cluster using XLA!\\n")
+os.write(2, b"E0000 00:00:1795890358.762 2341 gpu_kernel.cc:9] Out of memory allocating 4.0GiB\\n")
 print("a python line", file=sys.stderr, flush=True)
 os.write(2, b"\\rprogress 50%")  # a progress bar: no newline, shown after a moment
 time.sleep(0.6)
@@ -78,4 +79,11 @@ os._exit(3)  # no atexit: the filter process still writes what it was given
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 3
-    assert done.stderr == b"a python line\n\rprogress 50%\rprogress 100%\nlast words before a crash"
+    # TensorFlow's ERROR lines are a failure's words: they reach the user, INFO lines do not
+    assert done.stderr == (b"E0000 00:00:1795890358.762 2341 gpu_kernel.cc:9] Out of memory allocating "
+                           b"4.0GiB\na python line\n\rprogress 50%\rprogress 100%\nlast words before a crash")
+
+
+def test_tensorflow_keeps_its_error_lines_once_dcgan_is_imported():
+    result = _python("import os, dcgan; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])")
+    assert result.stdout.strip() == "2"  # INFO and WARNING hidden, ERROR shown (3 hid ERROR too)

@@ -328,3 +328,19 @@ def test_each_file_that_fails_is_decoded_once_and_named_once(tmp_path, monkeypat
     assert sorted(Path(name).name for name, _ in cache.meta["skipped"]) == ["broken.jpg", "text.png"]
     named = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
     assert len(named) == 2
+
+
+def test_pixels_from_another_decoder_get_a_cache_of_their_own(tmp_path, monkeypatch):
+    """TensorFlow's and Pillow's resizes differ a little: a cache is reused only by the decoder
+    that made it (a run moved from TensorFlow to JAX decodes again, with Pillow)."""
+    from dcgan import backend
+
+    folder = tmp_path / "imgs"
+    _four_images(folder)
+    root = tmp_path / "cache"
+    first = open_cache(open_source(str(folder)), 16, 0, root, progress=False)
+    assert open_cache(open_source(str(folder)), 16, 0, root, progress=False).path == first.path
+    monkeypatch.setattr(backend, "decode_all", None)  # as on JAX and PyTorch: Pillow only
+    second = open_cache(open_source(str(folder)), 16, 0, root, progress=False)
+    assert second.path != first.path and len(list(root.glob("*.u8"))) == 2
+    assert second.meta["decoder"] == "pillow" != first.meta["decoder"]

@@ -16,7 +16,8 @@ random shuffle, which a `tf.data` cache + shuffle buffer cannot give
 without holding the buffer in RAM.
 
 The key hashes the source's file list (names, sizes, times), the crop, the
-image size and the small-image floor, so a change to any of them builds a new cache.
+image size, the small-image floor and the decoder that makes the pixels (TensorFlow's and
+Pillow's resizes differ a little), so a change to any of them builds a new cache.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from tqdm.auto import tqdm
 from dcgan.env import show_progress
 from dcgan.errors import DataError
 from dcgan.io import atomic_write_text, remove_stale_partials
-from dcgan.data.decode import decode_all
+from dcgan.data.decode import decode_all, decoder_name
 from dcgan.data.sources import Source
 
-CACHE_VERSION = 2  # 2: images below the min_side floor are skipped
+CACHE_VERSION = 3  # 2: images below the min_side floor are skipped; 3: the decoder in the key
 log = logging.getLogger("dcgan.data.pipeline")
 
 
@@ -80,7 +81,7 @@ class ImageCache:
 
 def cache_key(source: Source, size: int, crop: int, min_side: int = 0) -> str:
     text = json.dumps({"v": CACHE_VERSION, "source": source.fingerprint(), "size": size,
-                       "crop": crop, "min_side": min_side}, sort_keys=True)
+                       "crop": crop, "min_side": min_side, "decoder": decoder_name()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -179,6 +180,7 @@ def _build(source: Source, size: int, crop: int, min_side: int, data_path: Path,
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         log.warning("skipped %d of %d files: %s%s", len(skipped), total, shown, more)
     meta = {"version": CACHE_VERSION, "source": source.spec, "size": size, "crop": crop,
-            "min_side": min_side, "count": count, "total": total, "skipped": skipped}
+            "min_side": min_side, "decoder": decoder_name(), "count": count, "total": total,
+            "skipped": skipped}
     atomic_write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return ImageCache(data_path, count, size, meta)

@@ -32,6 +32,16 @@ def decode_all(source: Source, size: int, crop: int):
     yield from decode_all_with_pillow(source, size, crop, np.flatnonzero(~done))
 
 
+def decoder_name() -> str:
+    """Which decoder makes the pixels here: the backend's (then Pillow for what it leaves), or
+    Pillow alone.  Part of the cache's key: the two resize a little differently."""
+    from dcgan import backend  # lazy: Keras
+
+    if backend.decode_all is not None:
+        return f"{backend.decode_all.__module__}+pillow"
+    return "pillow"
+
+
 def decode_all_with_pillow(source: Source, size: int, crop: int, indices=None,
                            threads: int | None = None):
     """Yield (entry index, uint8 image or None, short side or the reason it failed) for

@@ -64,18 +64,31 @@ def loss_scale(optimizer) -> float | None:
 def float32_copy(model: keras.Model) -> keras.Model:
     """`model` rebuilt with every layer in float32 and the same weights (for exports:
     a `.keras` file that runs at full precision anywhere; BatchNorm not synchronized
-    across replicas, which only TensorFlow could load)."""
+    across replicas, which only TensorFlow could load).  Wrapped layers (SpectralNorm's
+    convolution) are converted too."""
     def as_float32(layer):
-        config = layer.get_config()
-        if "dtype" in config:
-            config["dtype"] = "float32"
-        if config.get("synchronized"):
-            config["synchronized"] = False
-        return layer.__class__.from_config(config)
+        return layer.__class__.from_config(_float32_config(layer.get_config()))
 
-    if all(layer.dtype_policy.name == "float32" and not getattr(layer, "synchronized", False)
-           for layer in model.layers):
+    if all(not _needs_conversion(layer) for layer in model.layers):
         return model
     copy = keras.models.clone_model(model, clone_function=as_float32)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _needs_conversion(layer) -> bool:
+    inner = getattr(layer, "layer", None)  # a Wrapper's layer
+    return (layer.dtype_policy.name != "float32" or bool(getattr(layer, "synchronized", False))
+            or (isinstance(inner, keras.layers.Layer) and _needs_conversion(inner)))
+
+
+def _float32_config(config: dict) -> dict:
+    config = dict(config)
+    if "dtype" in config:
+        config["dtype"] = "float32"
+    if config.get("synchronized"):
+        config["synchronized"] = False
+    inner = config.get("layer")
+    if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+        config["layer"] = {**inner, "config": _float32_config(inner["config"])}
+    return config

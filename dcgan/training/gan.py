@@ -269,8 +269,13 @@ class DCGAN(keras.Model):
         # follows the generator closely instead of staying near its random start.
         step = ops.cast(self.g_optimizer.iterations, "float32")
         decay = ops.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+        for average, weight in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights):
             average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
+        # BatchNorm's running statistics are copied, not averaged (StyleGAN2-ADA copies its
+        # buffers): they must describe the activations the averaged weights produce now.
+        for copy, statistic in zip(self.ema_generator.non_trainable_weights,
+                                   self.generator.non_trainable_weights):
+            copy.assign(ops.cast(statistic, copy.dtype))
 
     @property
     def sampling_generator(self):
