@@ -43,14 +43,17 @@ $(COLAB_VENV)/.installed: requirements-colab.txt pyproject.toml
 	$(COLAB_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
+# Two workers (pytest-xdist; worksteal: the JAX and PyTorch legs start first, one per worker);
+# a skip that is not on tests/conftest.py's ALLOWED_SKIPS fails the run.
+PYTEST_ARGS ?= -n 2 --dist worksteal
 test: $(VENV)/.installed-dev browser
-	$(PY) -m pytest
+	DCGAN_STRICT_SKIPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-colab
 
 # Colab's versions (requirements-colab.txt); part of `make test`.
 test-colab: $(COLAB_VENV)/.installed
 	@$(COLAB_VENV)/bin/python -c 'import sys, tensorflow, keras; print(f"Colab leg: Python {sys.version.split()[0]}, TensorFlow {tensorflow.__version__}, Keras {keras.__version__}")' 2>/dev/null
-	$(COLAB_VENV)/bin/python -m pytest -p no:cacheprovider $(COLAB_TESTS)
+	DCGAN_STRICT_SKIPS=1 DCGAN_COLAB_LEG=1 $(COLAB_VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) $(COLAB_TESTS)
 
 # The web page's test drives the system's Chromium (never a downloaded browser): installed
 # with apt when missing and this is root on Debian/Ubuntu; otherwise that one test skips.

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from dcgan.training.checkpoint import build_optimizers, save_checkpoint  # noqa: E402
 from dcgan.config import Config  # noqa: E402
-from dcgan.training.gan import latents_for  # noqa: E402
+from dcgan.outputs.sampling import latents_for  # noqa: E402
 from dcgan.io import atomic_path  # noqa: E402
 from dcgan.training.loop import build_gan  # noqa: E402
 

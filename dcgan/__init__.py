@@ -36,6 +36,9 @@ def __getattr__(name):
     if name == "generate":
         from dcgan.outputs.sampling import generate
         return generate
+    if name == "notebook":  # notebooks saved before 0.9 import it from here
+        from dcgan.apps import notebook
+        return notebook
     if name == "demo_faces":
         from dcgan.data.demo_faces import demo_faces
         return demo_faces

@@ -99,7 +99,7 @@ if importlib.util.find_spec("dcgan") is None:
         pip_install(f"git+{REPO_URL}")
 import dcgan
 dcgan.use_backend(BACKEND)  # before Keras loads; "auto": JAX on a TPU, or a GPU where JAX has CUDA; else TensorFlow
-from dcgan.apps import notebook as nb# also shows dcgan's messages here, errors as one line
+from dcgan.apps import notebook as nb  # also shows dcgan's messages here, errors as one line
 nb.report_environment();"""),
     ("code", """#@title Keep runs on Google Drive (a runtime reset deletes everything else)
 USE_DRIVE = True  #@param {type:"boolean"}

@@ -17,7 +17,7 @@ from dcgan.training.loop import build_gan, train
 
 
 def _small(tiny_demo, tmp_path, **changes):
-    return tiny_demo.replace(demo_images=64, jit_compile="false", best_images=16,
+    return tiny_demo.replace(demo_images=64, best_images=16,
                              out_dir=str(tmp_path / "run"), **changes)
 
 
@@ -70,6 +70,17 @@ def test_patience_stops_a_run_that_no_longer_improves(tiny_demo, tmp_path, caplo
     assert "stopping early" in caplog.text
     final = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
     assert final.name == "ckpt-0003" and json.loads((final / "meta.json").read_text())["final"]
+
+
+def test_patience_counts_on_across_a_resume(tiny_demo, tmp_path):
+    """Scores without a better one are counted from the best epoch, so a run stopped and
+    resumed stops where the uninterrupted one would (not `patience` scores later)."""
+    config = _small(tiny_demo, tmp_path, epochs=2, best_every=1, patience=2,
+                    d_learning_rate=1e-12, g_learning_rate=1e-12)
+    train(config, progress=False)  # scores at 1 (best) and 2 (no better)
+    _, history = train(config.replace(epochs=10), resume=True, progress=False)
+    assert history.epoch == [2]  # epoch 3's score is the second without a better one: stop
+    assert read_best(RunPaths(tmp_path / "run"))["epoch"] == 1
 
 
 def test_best_every_auto_scores_five_times_a_run_of_five_epochs_or_more():

@@ -31,6 +31,35 @@ def run_cli(*args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """cli(*args, cwd) -> (returncode, stdout, stderr) of `python -m dcgan ARGS` run in this
+    process: argument and input errors need no new Python (a few real subprocesses below keep
+    the promises about what reaches a terminal)."""
+    import logging
+
+    from dcgan.apps import cli as module
+
+    monkeypatch.setattr(module.quiet, "filter_native_stderr", lambda: None)  # no fork in pytest
+    logger = logging.getLogger("dcgan")
+    saved = logger.handlers[:], logger.propagate, logger.level
+
+    def run(*args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = module.main(list(args))
+        except SystemExit as e:  # argparse: --help, and its own errors
+            code = e.code
+        finally:
+            logger.handlers[:], logger.propagate = saved[0], saved[1]
+            logger.setLevel(saved[2])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
 def assert_one_line_error(result, *words):
     assert result.returncode == 2, (result.returncode, result.stderr)  # the README's promise
     assert "Traceback" not in result.stderr, result.stderr
@@ -188,33 +217,34 @@ def test_an_existing_run_is_not_overwritten_by_accident(trained_run):
     (["train", "--batch-size", "0"], ["batch_size=0"]),
     (["train", "--latent-dim", "x"], ["latent_dim='x'"]),
     (["train", "--r1-interval", "0"], ["r1_interval=0", "at least 1"]),
+    (["train", "--spectral-norm", "treu"], ["spectral_norm='treu'", "expected true or false"]),
     (["generate", "--checkpoint", "no/run"], ["no/run"]),
     (["generate", "--checkpoint", "x", "--n", "0"], ["--n 0"]),
 ])
-def test_bad_input_gets_one_clear_line(tmp_path, args, words):
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), *words)
+def test_bad_input_gets_one_clear_line(cli, tmp_path, args, words):
+    assert_one_line_error(cli(*args, cwd=tmp_path), *words)
 
 
-def test_an_empty_data_folder_is_refused_before_anything_is_written(tmp_path):
+def test_an_empty_data_folder_is_refused_before_anything_is_written(cli, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run_cli("train", *TINY, "--data", "empty", "--out", "runs/x", cwd=tmp_path)
+    result = cli("train", *TINY, "--data", "empty", "--out", "runs/x", cwd=tmp_path)
     assert_one_line_error(result, "empty", "no images")
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_corrupt_checkpoint_is_one_line(tmp_path):
+def test_a_corrupt_checkpoint_is_one_line(cli, tmp_path):
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
-    assert_one_line_error(run_cli("generate", "--checkpoint", "broken.keras", cwd=tmp_path),
+    assert_one_line_error(cli("generate", "--checkpoint", "broken.keras", cwd=tmp_path),
                           "broken.keras")
 
 
-def test_help_for_each_command(tmp_path):
+def test_help_for_each_command(cli, tmp_path):
     for command in ("train", "generate"):
-        result = run_cli(command, "--help", cwd=tmp_path)
+        result = cli(command, "--help", cwd=tmp_path)
         assert result.returncode == 0 and "--out" in result.stdout
-    train = run_cli("train", "--help", cwd=tmp_path).stdout
+    train = cli("train", "--help", cwd=tmp_path).stdout
     assert "--label-mode {noise,one_sided}" in train and "--split {all,train,valid,test}" in train
-    wrong = run_cli("train", "--split", "dev", cwd=tmp_path)  # argparse's own one-line error
+    wrong = cli("train", "--split", "dev", cwd=tmp_path)  # argparse's own one-line error
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     assert "argument --split: invalid choice: 'dev'" in wrong.stderr
 
@@ -250,8 +280,8 @@ def test_switching_backend_after_keras_loaded_is_one_clear_error():
     (["generate", "--checkpoint", "x", "--n", "many"], ["--n", "invalid int value"]),
     ([], ["COMMAND"]),
 ])
-def test_bad_arguments_are_one_line_without_the_usage_block(tmp_path, args, words):
-    result = run_cli(*args, cwd=tmp_path)
+def test_bad_arguments_are_one_line_without_the_usage_block(cli, tmp_path, args, words):
+    result = cli(*args, cwd=tmp_path)
     assert_one_line_error(result, *words)
     assert result.stderr.count("\n") == 1 and "usage:" not in result.stderr
 

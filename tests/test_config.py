@@ -84,3 +84,16 @@ def test_coerce_field_parses_command_line_strings():
         coerce_field("batch_size", "lots")
     with pytest.raises(ConfigError, match="d_widths"):
         coerce_field("d_widths", "8,x")
+
+
+def test_a_yes_no_field_takes_only_yes_or_no_words():
+    for word in ("true", "True", "1", "yes", "ON", True, 1):
+        assert coerce_field("spectral_norm", word) is True
+    for word in ("false", "0", "no", "Off", False, 0):
+        assert coerce_field("spectral_norm", word) is False
+    # a typo is refused, never read as "off" (it trained without spectral norm before)
+    for word in ("treu", "", "2", 2, "y"):
+        with pytest.raises(ConfigError, match="spectral_norm=.*expected true or false"):
+            coerce_field("spectral_norm", word)
+    with pytest.raises(ConfigError, match="reuse_fakes='nope'"):
+        Config.from_dict({"reuse_fakes": "nope"})

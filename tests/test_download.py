@@ -56,6 +56,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if self.path == "/slow.zip":  # the served file in slices, slowly: downloads overlap
+            body = (Path(self.directory) / "celeba.zip").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for start in range(0, len(body), len(body) // 8 + 1):
+                self.wfile.write(body[start:start + len(body) // 8 + 1])
+                self.wfile.flush()
+                threading.Event().wait(0.05)
+            return
         super().do_GET()
 
 
@@ -195,3 +205,52 @@ def test_cli_download_from_url(server, tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.strip() == (
         "error: nope.zip: no such file; give a .zip/.tar path or an http(s) URL")
+
+
+def test_two_downloads_of_one_file_at_once_each_finish_intact(server, tmp_path):
+    """Each download writes its own partial file (two notebooks or workers at once)."""
+    import hashlib
+
+    from dcgan.data.download import fetch
+
+    root, url = server
+    celeba_like_zip(root / "celeba.zip", count=6)
+    digest = hashlib.sha256((root / "celeba.zip").read_bytes()).hexdigest()
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    results, errors = [], []
+
+    def download():
+        try:
+            results.append(fetch(f"{url}/slow.zip", folder, sha256=digest, progress=False))
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=download) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(results) == 2
+    assert hashlib.sha256((folder / "slow.zip").read_bytes()).hexdigest() == digest
+    assert [p.name for p in folder.iterdir()] == ["slow.zip"]
+
+
+def test_a_download_never_removes_what_the_user_keeps_in_the_target(server, tmp_path):
+    root, url = server
+    celeba_like_zip(root / "celeba.zip", count=3)
+    target = tmp_path / "celeba"
+    mine = target / "img_align_celeba" / "my_notes.txt"  # a same-named folder of the user's
+    mine.parent.mkdir(parents=True)
+    mine.write_text("keep me")
+    download_celeba(target, source=f"{url}/celeba.zip", progress=False)
+    assert mine.read_text() == "keep me"
+    assert len(list((target / "img_align_celeba" / "img_align_celeba").glob("*.jpg"))) == 3
+    # a file of the user's where the archive has another: refused in one line, kept as it was
+    other = tmp_path / "other"
+    (other / "list_eval_partition.csv").parent.mkdir(parents=True)
+    (other / "list_eval_partition.csv").write_text("my own split\n")
+    with pytest.raises(DataError, match="already exists and differs"):
+        download_celeba(other, source=f"{url}/celeba.zip", progress=False)
+    assert (other / "list_eval_partition.csv").read_text() == "my own split\n"
+    assert not (other / MARKER).exists()

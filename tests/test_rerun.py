@@ -14,7 +14,7 @@ from dcgan.training.loop import train
 
 
 def _small(tiny_demo, tmp_path, **changes):
-    return tiny_demo.replace(demo_images=64, jit_compile="false", out_dir=str(tmp_path / "run"),
+    return tiny_demo.replace(demo_images=64, out_dir=str(tmp_path / "run"),
                              **changes)
 
 

@@ -389,12 +389,11 @@ def test_serve_cli_errors_are_one_line(tmp_path):
 
 # ---------------------------------------------------------------- pretrained generators
 @pytest.fixture
-def release(runs, tmp_path, monkeypatch):
-    """A generator .keras served on 127.0.0.1, as a release would be; counts the downloads."""
-    import functools
+def release(runs, tmp_path, monkeypatch, https_server):
+    """A generator .keras served over https on 127.0.0.1, as a release would be; counts the
+    downloads."""
     import hashlib
     import http.server
-    import threading
 
     monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
     served = tmp_path / "served"
@@ -410,12 +409,8 @@ def release(runs, tmp_path, monkeypatch):
             downloads.append(self.path)
             super().do_GET()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     digest = hashlib.sha256((served / "generator.keras").read_bytes()).hexdigest()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/generator.keras", digest, downloads
-    httpd.shutdown()
-    httpd.server_close()
+    yield f"{https_server(served, Handler)}/generator.keras", digest, downloads
 
 
 def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, release, tmp_path):
@@ -437,6 +432,14 @@ def test_a_released_generator_is_fetched_once_checked_and_loaded_safely(runs, re
     assert (path.parent / "generator.keras").is_file()  # a bad checksum keeps the good copy
     with pytest.raises(CheckpointError, match="nor a released generator"):
         load_pretrained("celeba128")
+    # a URL must say which file it means, and come over https (what loads runs through Keras)
+    before = len(downloads)
+    with pytest.raises(CheckpointError, match="no sha256 given"):
+        load_pretrained(url)
+    with pytest.raises(CheckpointError, match="over https only"):
+        load_pretrained(url.replace("https://", "http://") + f"#sha256={digest}")
+    assert len(downloads) == before  # refused before anything is fetched
+    assert load_pretrained(path.as_uri())[1] == path  # file:// and local paths as they are
     from dcgan.apps import notebook as nb
 
     assert nb.load_pretrained(f"{url}#sha256={digest}") == str(path)  # the notebook's cell

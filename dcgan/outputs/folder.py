@@ -115,9 +115,10 @@ def new_folder(target: Path):
     try:
         yield partial
         fsync_tree(partial)
+        _fault_point("written", target)
         if target.exists():
             os.replace(target, old)
-        _fault_point("between renames")
+            _fault_point("set aside", target)
         os.replace(partial, target)
         fsync_tree(target.parent, files=False)
     finally:
@@ -125,9 +126,11 @@ def new_folder(target: Path):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _fault_point(where: str) -> None:
-    """Tests stop a save here (DCGAN_FAULT_AT=where), as a kill at that moment would."""
-    if os.environ.get("DCGAN_FAULT_AT") == where:
+def _fault_point(stage: str, target: Path) -> None:
+    """Where tests stop a save as a kill at that moment would: DCGAN_FAULT_AT=NAME:STAGE ends
+    the process (no clean-up runs) at `stage` ("written": the new folder complete beside the
+    old one; "set aside": the old one renamed away, the new one not yet in) of saving NAME."""
+    if os.environ.get("DCGAN_FAULT_AT") == f"{target.name}:{stage}":
         os._exit(137)
 
 

@@ -164,57 +164,8 @@ class DCGAN(keras.Model):
     def _train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = ops.shape(real)[0]
-
-        # Discriminator: real images towards 0, generated ones towards 1.
-        latents = self.sample_latents(batch_size)
-        g_variables = self.generator.trainable_variables
-        if self.reuse_fakes:  # one generator forward serves both steps
-            fake, g_pullback = backend.forward_with_pullback(
-                lambda: self.generator(latents, training=True), g_variables)
-        else:
-            with backend.no_grad():
-                fake = self.generator(latents, training=True)
-        if self.loss_kind == "hinge":
-            real_targets, fake_targets = ops.zeros((batch_size, 1)), ops.ones((batch_size, 1))
-        else:
-            real_targets, fake_targets = self.discriminator_targets(batch_size)
-        d_loss_object = self.d_loss_object
-
-        real_seen = self._augment(real)  # what D sees of the real images (and R1 is taken at)
-
-        def d_loss_fn():
-            # Separate calls keep real and fake BatchNorm statistics apart (as Radford et al.).
-            real_logits = self.discriminator(real_seen, training=True)
-            fake_logits = self.discriminator(self._augment(ops.stop_gradient(fake)), training=True)
-            loss = d_loss_object(real_targets, real_logits) + d_loss_object(fake_targets, fake_logits)
-            return loss, (real_logits, fake_logits)
-
-        d_variables = self.discriminator.trainable_variables
-        d_loss, (real_logits, fake_logits) = backend.gradient_step(
-            d_loss_fn, d_variables, self.d_optimizer, self._r1_gradients(real_seen, d_variables))
-
-        # Generator: trained to make the (updated) discriminator say "real", on the same
-        # fakes (reuse_fakes, as pytorch/examples) or on fresh latents.
-        g_targets = self.generator_targets(batch_size)
-
-        def g_loss_of(generated):
-            logits = self.discriminator(self._augment(generated), training=True)
-            return self.g_loss_object(g_targets, logits)
-
-        if self.reuse_fakes:
-            def scaled_g_loss(generated):
-                loss = g_loss_of(generated)
-                return self.g_optimizer.scale_loss(loss), loss
-
-            # The pullback of the scaled loss's gradient is the scaled gradient the
-            # optimizer unscales (with loss scaling; otherwise scale_loss is the identity).
-            g_loss, grad_fake = backend.input_grad(scaled_g_loss, fake)
-            backend.apply_gradients(self.g_optimizer, g_pullback(grad_fake), g_variables)
-        else:
-            fresh = self.sample_latents(batch_size)
-            g_loss, _ = backend.gradient_step(
-                lambda: (g_loss_of(self.generator(fresh, training=True)), ()), g_variables,
-                self.g_optimizer)
+        d_loss, real_logits, fake_logits, fakes = self.d_step(real, batch_size)
+        g_loss = self.g_step(batch_size, fakes)
         with backend.no_grad():
             if self.ada_target > 0:
                 self._update_ada_p(real_logits, batch_size)
@@ -228,6 +179,65 @@ class DCGAN(keras.Model):
         if self.ada_target > 0:
             logs["ada_p"] = ops.convert_to_tensor(self.ada_p.value)
         return backend.step_logs(logs)
+
+    def d_step(self, real, batch_size):
+        """The discriminator's step: real images towards 0, generated ones towards 1 (with the
+        label noise, lazy R1 and augmentation configured).  Returns (loss, real logits, fake
+        logits, the fakes and their pullback for a G step that reuses them)."""
+        latents = self.sample_latents(batch_size)
+        if self.reuse_fakes:  # one generator forward serves both steps
+            fake, g_pullback = backend.forward_with_pullback(
+                lambda: self.generator(latents, training=True), self.generator.trainable_variables)
+        else:
+            g_pullback = None
+            with backend.no_grad():
+                fake = self.generator(latents, training=True)
+        if self.loss_kind == "hinge":
+            real_targets, fake_targets = ops.zeros((batch_size, 1)), ops.ones((batch_size, 1))
+        else:
+            real_targets, fake_targets = self.discriminator_targets(batch_size)
+        real_seen = self._augment(real)  # what D sees of the real images (and R1 is taken at)
+
+        def d_loss_fn():
+            # Separate calls keep real and fake BatchNorm statistics apart (as Radford et al.).
+            real_logits = self.discriminator(real_seen, training=True)
+            fake_logits = self.discriminator(self._augment(ops.stop_gradient(fake)), training=True)
+            loss = (self.d_loss_object(real_targets, real_logits)
+                    + self.d_loss_object(fake_targets, fake_logits))
+            return loss, (real_logits, fake_logits)
+
+        d_variables = self.discriminator.trainable_variables
+        d_loss, (real_logits, fake_logits) = backend.gradient_step(
+            d_loss_fn, d_variables, self.d_optimizer, self._r1_gradients(real_seen, d_variables))
+        return d_loss, real_logits, fake_logits, (fake, g_pullback)
+
+    def g_step(self, batch_size, fakes):
+        """The generator's step: make the (updated) discriminator say "real" (0), on the D
+        step's fakes (`reuse_fakes`, as pytorch/examples) or on fresh latents.  Returns its loss."""
+        g_targets = self.generator_targets(batch_size)
+        g_variables = self.generator.trainable_variables
+
+        def g_loss_of(generated):
+            logits = self.discriminator(self._augment(generated), training=True)
+            return self.g_loss_object(g_targets, logits)
+
+        if self.reuse_fakes:
+            fake, g_pullback = fakes
+
+            def scaled_g_loss(generated):
+                loss = g_loss_of(generated)
+                return self.g_optimizer.scale_loss(loss), loss
+
+            # The pullback of the scaled loss's gradient is the scaled gradient the
+            # optimizer unscales (with loss scaling; otherwise scale_loss is the identity).
+            g_loss, grad_fake = backend.input_grad(scaled_g_loss, fake)
+            backend.apply_gradients(self.g_optimizer, g_pullback(grad_fake), g_variables)
+            return g_loss
+        fresh = self.sample_latents(batch_size)
+        g_loss, _ = backend.gradient_step(
+            lambda: (g_loss_of(self.generator(fresh, training=True)), ()), g_variables,
+            self.g_optimizer)
+        return g_loss
 
     def _augment(self, images):
         if not self.augment_policy:
