@@ -2,6 +2,7 @@
 
 import os
 import re
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -51,6 +52,28 @@ def tiny_seed(tmp_path):
                               g_conv_widths=(8, 8), d_widths=(8, 8, 8, 8, 8), batch_size=8,
                               demo_images=64, epochs=1, num_samples=4, jit_compile=TINY_JIT,
                               out_dir=str(tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(tmp_path_factory):
+    """One finished run of the tiny demo config (2 epochs), trained once per test process: tests
+    that only need a run folder copy it (`shutil.copytree`) instead of training their own."""
+    from dcgan.training.loop import train
+
+    run = tmp_path_factory.mktemp("session-run") / "run"
+    config = Config.from_preset("demo", image_size=16, g_widths=(32, 16), batch_size=16, r1_gamma=0.0,
+                                demo_images=64, epochs=2, num_samples=16, jit_compile=TINY_JIT,
+                                out_dir=str(run))
+    train(config, progress=False)
+    return run
+
+
+@pytest.fixture
+def tiny_run(trained_tiny_run, tmp_path):
+    """A copy of `trained_tiny_run` of this test's own, to change as it likes."""
+    import shutil
+
+    return Path(shutil.copytree(trained_tiny_run, tmp_path / "run"))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -175,6 +175,8 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, k
     assert "TAKE_HOME is off" in _texts(cell_with("nb.take_home("))
     page = re.search(r"the page: (http://127\.0\.0\.1:\d+/)", _texts(cell_with("nb.share(")))
     assert page, _texts(cell_with("nb.share("))
+    if backend != "tensorflow":
+        return  # a re-run's resume is the same code on every backend (test_backends resumes across them)
     rerun = _execute(tmp_path, epochs=2, backend=backend)  # a re-run continues the same run
     rows = (run / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["epoch", "1", "2"]
@@ -372,13 +374,11 @@ def test_drive_that_times_out_leaves_runs_on_the_runtime_disk_in_one_line(monkey
     assert out.count("\n") == 1 and "Timed out waiting" in out and "runtime reset deletes" in out
 
 
-def test_take_home_builds_and_offers_the_zip_only_when_ticked(tiny_demo, tmp_path, capsys):
+def test_take_home_builds_and_offers_the_zip_only_when_ticked(tiny_run, capsys):
     pytest.importorskip("IPython")
     from dcgan.apps import notebook as nb
-    from dcgan.training.loop import train
 
-    train(tiny_demo.replace(demo_images=32, jit_compile="false"), progress=False)
-    run = tiny_demo.out_dir
+    run = str(tiny_run)
     assert nb.take_home(run) is None and "TAKE_HOME is off" in capsys.readouterr().out
     assert not list(Path(run).glob("*.zip"))
     zipped = nb.take_home(run, download=True)

@@ -14,13 +14,14 @@ from PIL import Image
 
 from dcgan.config import Config
 from dcgan.errors import DcganError
+from conftest import TINY_JIT
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tiny(out, **changes):
     values = dict(image_size=16, g_widths=(32, 16), batch_size=16, demo_images=64, num_samples=9,
-                  out_dir=str(out))
+                  jit_compile=TINY_JIT, out_dir=str(out))
     return Config.from_preset("demo", **{**values, **changes})
 
 
