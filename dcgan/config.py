@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, fields
@@ -158,8 +159,6 @@ class Config:
     minutes: float = 0.0
     keep_checkpoints: int = 3  # the newest K are kept, and the final one
     tensorboard: bool = False  # also write a TensorBoard log to RUN/tensorboard
-    eval_every: int = 0  # epochs between SWD evaluations during training (0 = off; slow on CPU)
-    eval_images: int = 512  # images per set for those evaluations
     # Keep the best generator (checkpoints/best/): score the EMA generator every N epochs;
     # -1 = auto (five scores a run: every epochs // 5 epochs, for runs of 5 epochs or more), 0 = off
     best_every: int = -1
@@ -220,9 +219,6 @@ class Config:
             raise bad("ada_kimg", "must be positive (thousands of images for p to go 0 -> 1)")
         if self.best_images < 16:
             raise bad("best_images", "must be at least 16")
-        if self.eval_every < 0 or self.eval_images < 16:
-            raise bad("eval_every" if self.eval_every < 0 else "eval_images",
-                      "must be >= 0" if self.eval_every < 0 else "must be at least 16")
         if self.best_every < -1:
             raise bad("best_every", "must be -1 (auto), 0 (off) or a number of epochs")
         if self.patience < 0:
@@ -280,6 +276,7 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
         known = {f.name: f for f in fields(cls)}
+        values = _without_removed_fields(values)
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
@@ -303,7 +300,7 @@ class Config:
 # Fields a resumed run may change without --allow-config-change: they don't alter the model,
 # the data or the optimisation, only how long it runs and what it writes.
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "checkpoint_minutes", "sample_minutes",
-                     "minutes", "keep_checkpoints", "tensorboard", "cache_dir", "eval_every", "eval_images", "jit_compile", "data_format", "precision",
+                     "minutes", "keep_checkpoints", "tensorboard", "cache_dir", "jit_compile", "data_format", "precision",
                      "steps_per_execution", "devices", "best_every", "best_metric", "best_images",
                      "patience", "init_from")
 
@@ -311,6 +308,24 @@ RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "checkpoint_minutes", "sample
 def field_types() -> dict[str, type]:
     """Map each Config field to the Python type of its default value."""
     return {f.name: type(f.default) for f in fields(Config)}
+
+
+# Fields older configs (config.json of a run, a checkpoint's copy) may hold that are gone, with
+# what to use instead: such a config still loads (and resumes); a setting that asked for
+# something is named in a warning.
+REMOVED_FIELDS = {
+    "eval_every": (0, "scoring during training is best_every's (log.csv's swd column, best.json)"),
+    "eval_images": (512, "best_images sets how many images best_every scores"),
+}
+
+
+def _without_removed_fields(values: dict[str, Any]) -> dict[str, Any]:
+    kept = dict(values)
+    for name, (default, instead) in REMOVED_FIELDS.items():
+        if name in kept and kept.pop(name) != default:
+            logging.getLogger("dcgan").warning("config field %s is gone since dcgan 0.9 (%s); ignored",
+                                               name, instead)
+    return kept
 
 
 # The words a yes/no field takes (any case); anything else is refused, never read as "no".

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from dcgan.training.checkpoint import read_meta
+from dcgan.outputs.folder import read_meta
 from dcgan.errors import CheckpointError
 from dcgan.outputs.folder import list_checkpoints, next_free_folder
 from dcgan.training.loop import train

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.training.checkpoint import read_meta, restore_checkpoint
+from dcgan.outputs.folder import read_meta
+from dcgan.training.checkpoint import restore_checkpoint
 from dcgan.outputs.folder import list_checkpoints
 from dcgan.config import Config
 from dcgan.errors import CheckpointError, ConfigError, TrainingDiverged
@@ -119,7 +120,7 @@ def test_overwrite_leaves_nothing_of_the_old_run_and_nothing_else_is_touched(tin
     from dcgan.evaluation.scoring import evaluate
 
     run = tmp_path / "run"
-    config = _small(tiny_demo, epochs=2, eval_every=1, eval_images=16, out_dir=str(run))
+    config = _small(tiny_demo, epochs=2, out_dir=str(run))
     train(config, progress=False)
     evaluate(run, n=16)
     (run / "tensorboard").mkdir()  # as --tensorboard true leaves it (the package is optional)
@@ -128,7 +129,7 @@ def test_overwrite_leaves_nothing_of_the_old_run_and_nothing_else_is_touched(tin
     (run / "mine").mkdir()
     (run / "mine" / "photo.png").write_bytes(b"x")
     started = time.time_ns()
-    train(config.replace(epochs=1, eval_every=0), overwrite=True, progress=False)
+    train(config.replace(epochs=1), overwrite=True, progress=False)
     assert not (run / "metrics.jsonl").exists() and not (run / "eval.json").exists()
     assert not (run / "tensorboard").exists() and not (run / "checkpoints" / "ckpt-0002").exists()
     assert len((run / "log.csv").read_text().splitlines()) == 2  # header + the new epoch 1
@@ -332,14 +333,6 @@ def test_a_kill_while_a_checkpoint_is_replaced_puts_the_old_one_back(tiny_demo, 
     assert checkpoint == folder / "ckpt-0001" and not read_meta(checkpoint)["final"]
     restore_checkpoint(checkpoint, build_gan(tiny_demo))  # whole: its files are as saved
     assert not list(folder.glob(".ckpt-0001.*"))
-
-
-def test_periodic_evaluation_logs_swd(tiny_demo, tmp_path):
-    config = _small(tiny_demo, epochs=2, eval_every=1, eval_images=32, out_dir=str(tmp_path / "run"))
-    train(config, progress=False)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2]
-    assert all(r["swd"]["swd_x1e3_avg"] > 0 and r["n_fake"] == 32 for r in records)
 
 
 def test_tensorboard_without_the_package_is_one_clear_line(tiny_demo, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.training.checkpoint import read_meta
+from dcgan.outputs.folder import read_meta
 from dcgan.training.clock import Clock, plan_text
 from dcgan.data.pipeline import BatchReader
 from dcgan.data.demo_faces import DemoImages

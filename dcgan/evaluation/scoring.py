@@ -1,5 +1,5 @@
 """Scoring generators: real and generated sample sets, metrics beside their real-vs-real
-floor, the `evaluate` command and periodic evaluation during training."""
+floor, and the `evaluate` command (scoring during training: dcgan.evaluation.best)."""
 
 from __future__ import annotations
 
@@ -137,32 +137,6 @@ def summary(results: dict) -> str:
     if "fid_network" in results:  # every FID/KID number says which network scored it
         line += f"; FID/KID by {results['fid_network']}"
     return line
-
-
-class PeriodicEval(keras.callbacks.Callback):
-    """Every `every` epochs, score the sampling (EMA) generator; log to the run's metrics.jsonl
-    (`path=None`: score, write and log nothing; a multi-host run's other processes)."""
-
-    def __init__(self, config: Config, every: int, n: int, path: str | Path | None,
-                 metrics=("swd",)):
-        super().__init__()
-        self.config, self.every, self.n, self.metrics = config, every, n, metrics
-        self.path = Path(path) if path is not None else None
-        self.real = self.floor = None
-
-    def on_train_begin(self, logs=None):
-        if getattr(self, "real", None) is not None:  # a mid-epoch resume calls fit() twice
-            return
-        self.real, self.floor = real_sets(self.config, self.n)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
-        results = score(self.model.sampling_generator, self.real, self.floor, self.metrics)
-        if self.path is None:
-            return
-        append_jsonl(self.path, {"epoch": epoch + 1, **results})
-        log.info("epoch %d: %s", epoch + 1, summary(results))
 
 
 def score_value(results: dict, metric: str) -> tuple[float, float | None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from dcgan.config import RESUMABLE_CHANGES, Config
 from dcgan.errors import CheckpointError
-from dcgan.io import fsync_tree, remove_stale_partials, sha256_file
+from dcgan.io import atomic_path, fsync_tree, remove_stale_partials, sha256_file
 
 log = logging.getLogger("dcgan.train")
 
@@ -160,6 +160,43 @@ def _pid_alive(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+PARTIAL_PATTERN = ".ckpt-*.partial-*"  # checkpoints being written (new_folder)
+
+
+def read_meta(checkpoint: Path) -> dict:
+    """A checkpoint's meta.json (written last: epoch, step, images, versions, checksums)."""
+    return json.loads((Path(checkpoint) / CHECKPOINT_META).read_text())
+
+
+def prune_checkpoints(folder: str | Path, keep: int) -> None:
+    """Keep the last `keep` epoch-end checkpoints (all if 0) and the final one; remove mid-epoch
+    ones once a newer checkpoint exists, and what killed saves left behind."""
+    folder = Path(folder)
+    checkpoints = list_checkpoints(folder)
+    whole = [c for c in checkpoints if not checkpoint_position(c)[1]]
+    # a mid-epoch checkpoint is a safety net: superseded by any newer checkpoint
+    superseded = [c for c in checkpoints[:-1] if checkpoint_position(c)[1]]
+    for old in superseded + (whole[:-keep] if keep > 0 else []):
+        try:
+            if read_meta(old).get("final"):
+                continue
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(old, ignore_errors=True)
+    remove_stale_partials(folder, PARTIAL_PATTERN)
+
+
+def write_exports(paths: RunPaths, networks) -> None:
+    """`checkpoints/NAME.keras` for each network, in float32 whatever the training precision,
+    each written atomically (what generate, the explorer and export read)."""
+    from dcgan.models.precision import float32_copy  # lazy: Keras
+
+    for network in networks:
+        if network is not None:
+            with atomic_path(paths.export(network.name)) as tmp:
+                float32_copy(network).save(tmp)
 
 
 def recover_checkpoints(folder: str | Path) -> None:

@@ -12,16 +12,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dcgan import backend
-from dcgan.training.checkpoint import PARTIAL_PATTERN, save_checkpoint
+from dcgan.training.checkpoint import save_checkpoint
 from dcgan.training.clock import Every, Pace, images_text
 from dcgan.env import in_notebook, show_progress
 from dcgan.errors import TrainingDiverged
 from dcgan.outputs.sampling import generate_images
 from dcgan.outputs.images import save_grid, show_image
-from dcgan.io import atomic_path, atomic_write_text, remove_stale_partials
+from dcgan.io import atomic_write_text, remove_stale_partials
 from dcgan.outputs.plots import plot_losses, progress_gif
-from dcgan.models.precision import float32_copy
-from dcgan.outputs.folder import RunPaths, latest_checkpoint
+from dcgan.outputs.folder import PARTIAL_PATTERN, RunPaths, latest_checkpoint, write_exports
 
 log = logging.getLogger("dcgan.train")
 
@@ -158,10 +157,7 @@ class Checkpointer(keras.callbacks.Callback):
                                           self.latents, final=final, keep=self.keep, step=step,
                                           position=position)
         self.timer.reset()
-        for network in (self.model.generator, self.model.ema_generator, self.model.discriminator):
-            if network is not None:  # exported in float32 whatever the training precision
-                with atomic_path(self.paths.export(network.name)) as tmp:
-                    float32_copy(network).save(tmp)
+        write_exports(self.paths, (self.model.generator, self.model.ema_generator, self.model.discriminator))
         return self.last_saved
 
 

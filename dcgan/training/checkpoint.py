@@ -17,14 +17,14 @@ or where `minutes` stopped the run) holding:
 It is written to `.ckpt-EEEE.partial-PID/`, every file fsynced, then swapped into
 place (outputs.folder.new_folder), so a kill during a save leaves the previous checkpoints
 intact and no folder that looks complete.  The last `keep` epoch-end checkpoints are kept, and the
-final one always; a mid-epoch one only until a newer checkpoint exists.
+final one always; a mid-epoch one only until a newer checkpoint exists (pruning is the run
+folder's: dcgan.outputs.folder.prune_checkpoints).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -35,13 +35,11 @@ from dcgan.config import Config
 from dcgan.env import environment
 from dcgan.errors import CheckpointError
 from dcgan.version import __version__
-from dcgan.io import remove_stale_partials, sha256_file
+from dcgan.io import sha256_file
 from dcgan.models.precision import inner_optimizer, loss_scale_variables
-from dcgan.outputs.folder import (CHECKPOINT_META, checkpoint_folder, checkpoint_position, list_checkpoints,
-                                  new_folder)
+from dcgan.outputs.folder import CHECKPOINT_META, checkpoint_folder, new_folder, prune_checkpoints, read_meta
 
 log = logging.getLogger("dcgan.train")
-PARTIAL_PATTERN = ".ckpt-*.partial-*"
 
 
 STATE_FILE = "state.npz"
@@ -165,16 +163,12 @@ def save_checkpoint(folder: str | Path, gan, epoch: int, config: Config, latents
                 **environment(), "files": files}
         (partial / CHECKPOINT_META).write_text(json.dumps(meta, indent=1) + "\n")
     log.debug("saved %s in %.2fs", target, time.perf_counter() - started)
-    _prune(folder, keep)
+    prune_checkpoints(folder, keep)
     return target
 
 
 def _steps(optimizer) -> int:
     return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
-
-
-def read_meta(checkpoint: Path) -> dict:
-    return json.loads((checkpoint / CHECKPOINT_META).read_text())
 
 
 def restore_checkpoint(checkpoint: Path, gan) -> dict:
@@ -187,18 +181,3 @@ def restore_checkpoint(checkpoint: Path, gan) -> dict:
         raise CheckpointError(f"{checkpoint}: cannot be restored ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
     return meta
-
-
-def _prune(folder: Path, keep: int) -> None:
-    checkpoints = list_checkpoints(folder)
-    whole = [c for c in checkpoints if not checkpoint_position(c)[1]]
-    # a mid-epoch checkpoint is a safety net: superseded by any newer checkpoint
-    superseded = [c for c in checkpoints[:-1] if checkpoint_position(c)[1]]
-    for old in superseded + (whole[:-keep] if keep > 0 else []):
-        try:
-            if read_meta(old).get("final"):
-                continue
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(old, ignore_errors=True)
-    remove_stale_partials(folder, PARTIAL_PATTERN)

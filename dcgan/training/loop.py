@@ -18,7 +18,6 @@ from dcgan.errors import CheckpointError, ConfigError
 from dcgan.distribute import barrier, check_batch, data_shard, is_chief, process_count, use_devices
 from dcgan.env import in_notebook, write_environment
 from dcgan.evaluation.best import KeepBest
-from dcgan.evaluation.scoring import PeriodicEval
 from dcgan.outputs.sampling import latents_for
 from dcgan.training.gan import DCGAN
 from dcgan.models.architectures import build_discriminator, build_generator
@@ -227,8 +226,6 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         log.info("checkpoint_minutes, sample_minutes and minutes apply to one process; this "
                  "run of %d saves, draws and stops per epoch", process_count())
     real = images.read(np.arange(min(config.num_samples, count)))
-    evaluation = ([PeriodicEval(config, config.eval_every, config.eval_images,
-                                paths.metrics if chief else None)] if config.eval_every else [])
     best_every = settings.best_every
     keep_best = ([KeepBest(config, paths, best_every, config.best_images, config.best_metric,
                            config.patience, save=chief)] if best_every else [])
@@ -252,7 +249,6 @@ def train(config: Config, resume: bool | str = False, overwrite: bool = False,
         *keep_best,  # before EpochLog: its score and best epoch go into the epoch's row
         *writers,
         *checkpointer,  # after the epoch's log row: a resume drops rows past its checkpoint
-        *evaluation,
         *([_live_view(paths, config, steps, clock, grids)] if live else []),  # after the curves
         *(callbacks or []),
     ]
