@@ -12,10 +12,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(name, "1")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
 
-from dcgan.config import Config  # noqa: E402
+from dcgan.config import Config  # noqa: E402  (dcgan first: it quiets TensorFlow's start-up lines)
+
+import keras  # noqa: E402
 
 # XLA compiles for seconds before a run of a few steps: off in the tiny fixtures (tests about
 # XLA turn it on), except on JAX, whose eager mode is slower than compiling.
