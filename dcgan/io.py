@@ -91,14 +91,15 @@ def fsync_tree(folder: str | os.PathLike, files: bool = True) -> None:
     _fsync_dir(folder)
 
 
-def remove_stale_partials(folder: str | os.PathLike, pattern: str) -> None:
+def remove_stale_partials(folder: str | os.PathLike, pattern: str, own: bool = True) -> None:
     """Remove what interrupted writes left behind: entries matching `pattern` whose name
     ends in `-PID` of a process that is gone (killed mid-write), or of this one (an earlier
-    write of ours that failed; callers never run this while they are writing)."""
+    write of ours that failed; callers never run this while they are writing).  `own=False`
+    spares this process's: another of its threads may be writing one now (downloads)."""
     for partial in Path(folder).glob(pattern):
         pid_text = partial.name.rsplit("-", 1)[-1]
         pid = int(pid_text) if pid_text.isdigit() else -1
-        if pid == os.getpid() or not _alive(pid):
+        if (own and pid == os.getpid()) or (pid != os.getpid() and not _alive(pid)):
             if partial.is_dir() and not partial.is_symlink():
                 shutil.rmtree(partial, ignore_errors=True)
             else:

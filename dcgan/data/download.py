@@ -93,7 +93,7 @@ def fetch(source: str, folder: Path, sha256: str | None = None, progress: bool =
         return final
     # Its own partial name: two downloads of one file at once (two notebooks, two workers)
     # never write into each other's; what a killed one left is removed once its process is gone.
-    remove_stale_partials(folder, f".{name}.partial-*")
+    remove_stale_partials(folder, f".{name}.partial-*", own=False)
     partial = folder / f".{name}.partial-{secrets.token_hex(4)}-{os.getpid()}"
     try:
         with urllib.request.urlopen(source, timeout=60) as response, open(partial, "wb") as out:
@@ -123,7 +123,7 @@ def extract_archive(archive: Path, target: Path) -> list[str]:
     """Extract `archive` into `target` atomically; return the refused (unsafe) entry names."""
     if not is_archive(archive):
         raise DataError(f"{archive}: not a .zip or .tar(.gz) archive")
-    remove_stale_partials(target, f".extract-{archive.name}.partial-*")  # an interrupted run's
+    remove_stale_partials(target, f".extract-{archive.name}.partial-*", own=False)  # an interrupted run's
     staging = target / f".extract-{archive.name}.partial-{secrets.token_hex(4)}-{os.getpid()}"
     staging.mkdir(parents=True)
     try:
@@ -185,7 +185,7 @@ def _kaggle_download(target: Path) -> Path:
     except ImportError:
         raise DataError("kagglehub is not installed: pip install kagglehub "
                         "(or pass --from with a copy of the CelebA zip)") from None
-    remove_stale_partials(target, ".kaggle.partial-*")
+    remove_stale_partials(target, ".kaggle.partial-*", own=False)
     staging = target / f".kaggle.partial-{secrets.token_hex(4)}-{os.getpid()}"
     try:
         located = Path(kagglehub.dataset_download(CELEBA_KAGGLE_HANDLE, output_dir=str(staging)))
