@@ -25,6 +25,9 @@ apply_gradients = _impl.apply_gradients
 forward_with_pullback = _impl.forward_with_pullback
 # (aux, d objective / dx) for fn(x) -> (objective, aux)
 input_grad = _impl.input_grad
+# outside training: input_gradients(model, loss_fn)(x, *targets) -> numpy (losses, d sum / dx),
+# compiled where the backend compiles (latent projection)
+input_gradients = _impl.input_gradients
 no_grad = _impl.no_grad  # a context for bookkeeping (EMA, metrics) autograd must not record
 replicas = _impl.replicas  # (replicas of the tf.distribute step, this one's index); (1, 0) elsewhere
 replica_mean = _impl.replica_mean  # a value every replica must agree on (e.g. ADA's p)

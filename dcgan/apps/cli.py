@@ -1,4 +1,5 @@
-"""Command line: `python -m dcgan train|generate|interpolate|evaluate|nearest|compare|export|serve|download`.
+"""Command line: `python -m dcgan train|generate|interpolate|evaluate|nearest|compare|export|serve|
+project|arithmetic|directions|download` (the editing commands' parsers: dcgan.apps.edit_commands).
 
 The CLI only parses arguments into a Config (or a checkpoint path) and calls
 the library; every user error becomes one line on stderr and exit code 2.
@@ -13,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from dcgan import quiet
+from dcgan.apps import edit_commands
 from dcgan.config import FIELD_CHOICES, Config, coerce_field, comma_list, field_types
 from dcgan.data.download import CELEBA_LICENCE, download_celeba
 from dcgan.env import BACKENDS, select_backend
@@ -45,14 +47,15 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                            help=f"(seed128: {shown})")
 
 
-def _add_generator_flags(parser: argparse.ArgumentParser) -> None:
+def _add_generator_flags(parser: argparse.ArgumentParser, best: bool = True) -> None:
     parser.add_argument("--checkpoint", required=True,
                         help="a run folder (e.g. runs/demo) or a generator .keras file")
     parser.add_argument("--raw", action="store_true",
                         help="use the raw generator instead of its moving average (EMA)")
-    parser.add_argument("--best", action="store_true",
-                        help="use the best-scoring generator kept during training "
-                             "(RUN/checkpoints/best/), not the last one")
+    if best:
+        parser.add_argument("--best", action="store_true",
+                            help="use the best-scoring generator kept during training "
+                                 "(RUN/checkpoints/best/), not the last one")
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="one image per seed, e.g. 0-63 or 1,5,9-12 (instead of --n/--seed)")
     generate.add_argument("--columns", type=int, default=None, help="grid width in images")
     generate.add_argument("--out", default="faces.png", help="output PNG (default: faces.png)")
+    generate.add_argument("--edit", default=None, metavar="NAME=AMOUNT[,...]",
+                          help="move every face along the run's named directions, in standard "
+                               "deviations, e.g. Smiling=+2,Bangs=-1 (python -m dcgan directions)")
 
     walk = commands.add_parser(
         "interpolate", help="walk the latent space between two seeds",
@@ -170,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "0.0.0.0 shares it on your network)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free one)")
 
-    for command in (train, generate, walk, evaluate, nearest, serve):
+    editing = edit_commands.add_parsers(commands, _add_generator_flags)
+
+    for command in (train, generate, walk, evaluate, nearest, serve, *editing):
         command.add_argument(
             "--backend", default=None, choices=BACKENDS,
             help="Keras backend (default: $KERAS_BACKEND; else JAX on a TPU host, else the first "
@@ -184,8 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "KAGGLE_KEY), or from a zip/tar you already have (a path or an http(s) "
                      "URL). Safe to re-run: finished work is skipped. Without any account, "
                      "train straight from the Hugging Face Hub: --data hf:nielsr/CelebA-faces."))
-    download.add_argument("dataset", choices=["celeba"])
-    download.add_argument("--to", default="data/celeba", help="target folder (default: data/celeba)")
+    download.add_argument("dataset", choices=["celeba", "demo"],
+                          help="celeba; or demo: the built-in faces as PNG files with their "
+                               "attributes (list_attr_celeba.csv), a small labelled data set")
+    download.add_argument("--to", default=None,
+                          help="target folder (default: data/celeba, data/demo-faces)")
+    download.add_argument("--n", type=int, default=2048, help="demo: how many faces (default: 2048)")
+    download.add_argument("--size", type=int, default=64, help="demo: their size (default: 64)")
     download.add_argument("--from", dest="source", default=None, metavar="ZIP_OR_URL",
                           help="use this archive instead of Kaggle")
     download.add_argument("--sha256", default=None, help="expected checksum of the archive")
@@ -245,9 +258,15 @@ def _generate(args: argparse.Namespace) -> None:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     from dcgan.outputs.sampling import generate  # lazy: Keras
 
+    shift = None
+    if args.edit is not None:
+        from dcgan.editing.directions import edit_vector, load_directions, parse_edits
+
+        shift = edit_vector(load_directions(args.checkpoint), parse_edits(args.edit))
     images = generate(args.checkpoint, n=args.n, seed=args.seed, out=args.out, columns=args.columns,
-                      seeds=seeds, ema=not args.raw, best=args.best)
-    print(f"wrote {len(images)} images to {args.out}")
+                      seeds=seeds, ema=not args.raw, best=args.best, shift=shift)
+    edited = f", edited {args.edit}" if shift is not None else ""
+    print(f"wrote {len(images)} images{edited} to {args.out}")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -332,8 +351,18 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
+    if args.dataset == "demo":
+        from dcgan.data.attributes import write_demo_folder
+
+        if not 1 <= args.n <= 100_000 or not 8 <= args.size <= 512:
+            raise DcganError(f"--n {args.n} --size {args.size}: 1 to 100000 faces of 8 to 512 px")
+        labels = write_demo_folder(args.to or "data/demo-faces", args.n, args.size)
+        print(f"wrote {args.n} demo faces to {labels.parent / 'images'} and their attributes to "
+              f"{labels}; train with --data {labels.parent / 'images'}, learn directions with "
+              f"--labels {labels}")
+        return
     print(CELEBA_LICENCE)
-    folder = download_celeba(args.to, source=args.source, sha256=args.sha256,
+    folder = download_celeba(args.to or "data/celeba", source=args.source, sha256=args.sha256,
                              progress=sys.stderr.isatty())
     print(f"CelebA is in {folder}; train with: python -m dcgan train --data {folder}")
 
@@ -357,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             select_backend(args.backend)
         commands = {"train": _train, "generate": _generate, "interpolate": _interpolate,
                     "evaluate": _evaluate, "download": _download, "nearest": _nearest,
-                    "compare": _compare, "export": _export, "serve": _serve}
+                    "compare": _compare, "export": _export, "serve": _serve,
+                    **edit_commands.HANDLERS}
         commands[args.command](args)
     except DcganError as e:
         print(f"error: {e}", file=sys.stderr)

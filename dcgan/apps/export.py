@@ -30,7 +30,7 @@ def export_members(run: str | Path) -> list[tuple[Path, str]]:
                   paths.export("generator_ema"), paths.export("generator"),
                   paths.best / "generator_ema.keras", paths.best / "generator.keras",
                   paths.best_record, paths.latents, paths.real_grid, *paths.epoch_grids(),
-                  paths.faces, paths.walk]
+                  paths.faces, paths.walk, paths.directions, paths.attribute_classifier]
     members = [(file, file.relative_to(paths.root).as_posix()) for file in candidates if file.is_file()]
     if not any(name.endswith(".keras") for _, name in members):
         raise DcganError(f"{run}: no generator saved yet (a run writes checkpoints/generator.keras "

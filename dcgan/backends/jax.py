@@ -154,3 +154,25 @@ def _pure(fn, variables):
 def _assign(variables, values):
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)  # recorded by the outer scope
+
+
+def input_gradients(model, loss_fn):
+    """A compiled `(x, *targets) -> (per-sample losses, d sum(losses) / dx)` for `loss_fn(
+    model(x), *targets)`, the model's weights held fixed (latent projection)."""
+    import numpy as np
+
+    trainable = [v.value for v in model.trainable_variables]
+    fixed = [v.value for v in model.non_trainable_variables]
+
+    def total(x, targets):
+        outputs, _ = model.stateless_call(trainable, fixed, x, training=False)
+        losses = loss_fn(outputs, *targets)
+        return losses.sum(), losses
+
+    step = jax.jit(jax.value_and_grad(total, has_aux=True))
+
+    def call(x, *targets):
+        (_, losses), grad = step(x, targets)
+        return np.asarray(losses), np.asarray(grad)
+
+    return call

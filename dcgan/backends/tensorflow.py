@@ -153,3 +153,17 @@ def decode_one(data, size: int, crop: int):
     image, short_side = tf.cond(tf.io.is_jpeg(data), jpeg, other)
     image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), short_side
+
+
+def input_gradients(model, loss_fn):
+    """A compiled `(x, *targets) -> (per-sample losses, d sum(losses) / dx)` for `loss_fn(
+    model(x), *targets)`, the model's weights held fixed (latent projection)."""
+    @tf.function(reduce_retracing=True)
+    def call(x, *targets):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            losses = loss_fn(model(x, training=False), *targets)
+            total = tf.reduce_sum(losses)  # inside the tape: it must record the sum too
+        return losses, tape.gradient(total, x)
+
+    return lambda x, *targets: tuple(t.numpy() for t in call(tf.constant(x), *targets))

@@ -58,3 +58,17 @@ def no_grad():
 
 def stateless_train_step(model, step, state, data):
     raise NotImplementedError("Keras' PyTorch trainer calls train_step(data)")
+
+
+def input_gradients(model, loss_fn):
+    """`(x, *targets) -> (per-sample losses, d sum(losses) / dx)` for `loss_fn(model(x),
+    *targets)`, the model's weights held fixed (latent projection)."""
+    from keras import ops
+
+    def call(x, *targets):
+        leaf = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        losses = loss_fn(model(leaf, training=False), *targets)
+        (grad,) = torch.autograd.grad(losses.sum(), [leaf])
+        return losses.detach().cpu().numpy(), grad.cpu().numpy()
+
+    return call

@@ -24,14 +24,48 @@ def demo_faces(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     if n < 0 or size < 4:
         raise ValueError(f"demo_faces needs n >= 0 and size >= 4, got n={n}, size={size}")
     out = np.empty((n, size, size, 3), np.uint8)
-    for start in range(0, n, _BLOCK):
-        params = _sample_params(np.random.default_rng([seed, start // _BLOCK]), _BLOCK)
-        count = min(_BLOCK, n - start)
+    for start, count, params in _blocks(n, seed):
         for i in range(0, count, 64):  # render in small chunks to bound memory
             j = min(i + 64, count)
             chunk = {k: v[i:j] for k, v in params.items()}
             out[start + i:start + j] = _render(chunk, size)
     return out
+
+
+def _blocks(n: int, seed: int):
+    """(first image, images, their drawing parameters) per block of `_BLOCK` images."""
+    for start in range(0, n, _BLOCK):
+        params = _sample_params(np.random.default_rng([seed, start // _BLOCK]), _BLOCK)
+        yield start, min(_BLOCK, n - start), params
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+# name -> (drawing parameter(s) -> a value, threshold): image i has the attribute (+1) when its
+# value is above the threshold, else -1.  Names follow CelebA's list_attr_celeba where one fits;
+# thresholds sit near each value's median, so every attribute is about half +1.
+DEMO_ATTRIBUTES = {
+    "Smiling": (lambda p: p["smile"], 0.25),
+    "Mouth_Open": (lambda p: p["mouth_open"], 0.08),
+    "Wide_Mouth": (lambda p: p["mouth_w"], 0.35),
+    "Big_Eyes": (lambda p: p["eye_r"], 0.16),
+    "Bangs": (lambda p: -p["fringe"], -0.55),  # a low fringe line covers more forehead
+    "Long_Hair": (lambda p: p["hair_length"], 0.4),
+    "Light_Hair": (lambda p: _luminance(p["hair"]), 97.0),
+    "Pale_Skin": (lambda p: _luminance(p["skin"]), 144.0),
+}
+
+
+def demo_attributes(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """(attribute names, int8 (n, attributes) of +1/-1): what image `i` of `demo_faces(n, seed=
+    seed)` was drawn with, in the layout of CelebA's list_attr_celeba (DEMO_ATTRIBUTES)."""
+    labels = np.empty((n, len(DEMO_ATTRIBUTES)), np.int8)
+    for start, count, params in _blocks(n, seed):
+        for j, (value, threshold) in enumerate(DEMO_ATTRIBUTES.values()):
+            labels[start:start + count, j] = np.where(value(params)[:count] > threshold, 1, -1)
+    return list(DEMO_ATTRIBUTES), labels
 
 
 def _sample_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:

@@ -60,6 +60,8 @@ class RunPaths:
         self.real_preview = self.root / "real_preview.png"
         self.faces = self.root / "faces.png"
         self.walk = self.root / "walk.png"
+        self.directions = self.root / "directions.npz"  # named latent directions (dcgan.editing)
+        self.attribute_classifier = self.root / "attributes.keras"  # what labelled them
         self.progress_preview = self.root / "progress_preview.gif"
 
     def epoch_grid(self, epoch: int) -> Path:

@@ -166,16 +166,23 @@ def _generator_of(source, ema: bool, best: bool):
 
 def generate(source, n: int = 64, seed: int = 0, out: str | Path | None = None,
              columns: int | None = None, seeds=None, ema: bool = True,
-             best: bool = False) -> np.ndarray:
+             best: bool = False, shift=None) -> np.ndarray:
     """Faces from `source` (a DCGAN, a generator model, or any checkpoint spec) as float32
     numpy in [-1, 1]; with `out`, also saved there as a grid.
 
     With `seeds`, one image per seed (reproducible one by one); else `n` images from `seed`:
-    the same seed always gives the same latents (`latents_for`).
+    the same seed always gives the same latents (`latents_for`).  `shift`: a latent offset
+    added to every latent (an attribute edit: dcgan.editing.directions.edit_vector).
     """
     generator = _generator_of(source, ema, best)
     latent_dim = int(generator.input_shape[-1])
     latents = seed_latents(seeds, latent_dim) if seeds is not None else latents_for(n, latent_dim, seed)
+    if shift is not None:
+        shift = np.asarray(shift, np.float32).reshape(-1)
+        if len(shift) != latent_dim:
+            raise CheckpointError(f"an edit of {len(shift)} latent numbers for a generator of "
+                                  f"{latent_dim}: the directions belong to another run")
+        latents = latents + shift
     images = generate_images(generator, latents)
     if out is not None:
         save_grid(out, images, columns)
