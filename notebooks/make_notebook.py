@@ -137,17 +137,35 @@ RUN = nb.train(config, IF_RUN_EXISTS)"""),
     ("code", """#@title Results (needs only the run folder: works in a fresh runtime after Setup and Drive)
 RUN_FOLDER = nb.run_folder(OUT_ROOT, RUN_NAME)
 results = nb.show_results(RUN_FOLDER)"""),
-    ("markdown", """## Look at it, compare, share
+    ("markdown", """## Look at it, edit it, compare, share
 
 Each cell below needs only the run folder, but *Nearest* and *Score*, which also read the
-training data (run the Data cell first in a fresh runtime). The explorer redraws a face as you move a seed, a
-walk to a second seed, truncation or one slider per latent direction; *Compare* puts this run
+training data (run the Data cell first in a fresh runtime). *Named sliders* learns attribute
+directions (Smiling, Bangs, ...) from labelled photos; *Your photos* finds the latent of a photo
+of yours; the explorer redraws a face as you move a seed (or start from your photo), a walk to
+a second seed, truncation or one slider per direction; *Face arithmetic* adds and subtracts
+faces (smiling woman - neutral woman + neutral man); *Compare* puts this run
 beside another (grids at one epoch, loss curves, the settings that differ); *Nearest* shows
 whether generated faces copy training photos; *Score* gives FID/KID with the standard FID
 network (its weights are downloaded once); *Take home* zips generators, grids, GIF, log and
 config; *Share* serves a web page of the faces from this runtime."""),
-    ("code", """#@title Explore the latent space (seed, walk, truncation, sliders)
-explorer = nb.explore(RUN_FOLDER)"""),
+    ("code", """#@title Named sliders: learn Smiling, Bangs, ... from labelled photos (a minute or two)
+LEARN_DIRECTIONS = True  #@param {type:"boolean"}
+LABELS = ""  #@param {type:"string"}
+LABELLED_IMAGES = 8192  #@param {type:"integer"}
+# LABELS: CelebA's list_attr_celeba.csv (empty: found beside the data; the demo faces carry their own)
+DIRECTIONS = nb.directions(RUN_FOLDER, LABELS, LABELLED_IMAGES) if LEARN_DIRECTIONS else print("LEARN_DIRECTIONS is off")"""),
+    ("code", """#@title Your photos in the latent space: upload (Colab) or give paths; each is searched for
+UPLOAD = False  #@param {type:"boolean"}
+PHOTOS = ""  #@param {type:"string"}
+PROJECT_STEPS = 300  #@param {type:"integer"}
+# PHOTOS: photo files or a folder, comma-separated (empty on a demo run: two faces it never saw)
+PROJECTED = nb.project(RUN_FOLDER, PHOTOS, UPLOAD, PROJECT_STEPS)"""),
+    ("code", """#@title Explore the latent space (seed or your photo, walk, truncation, sliders)
+explorer = nb.explore(RUN_FOLDER, starts=PROJECTED)"""),
+    ("code", """#@title Face arithmetic, as in Radford et al.'s Fig. 7 (terms: seeds, 3,17,41 averaged, a photo's name, 2*Smiling)
+EXPRESSION = "3,17,41 - 5,6,7 + 8,9,10"  #@param {type:"string"}
+ARITHMETIC = nb.arithmetic(RUN_FOLDER, EXPRESSION, PROJECTED)"""),
     ("code", """#@title Compare with another run (its RUN_NAME, beside this one)
 COMPARE_WITH = ""  #@param {type:"string"}
 COMPARE_EPOCH = 0  #@param {type:"integer"}

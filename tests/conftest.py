@@ -155,3 +155,42 @@ def pytest_sessionfinish(session, exitstatus):
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(
             f"skips not on tests/conftest.py's ALLOWED_SKIPS (a skipped test shows nothing):\n{lines}")
         session.exitstatus = 1
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """cli(*args, cwd) -> (returncode, stdout, stderr) of `python -m dcgan ARGS` run in this
+    process: argument and input errors need no new Python (a few real subprocesses below keep
+    the promises about what reaches a terminal)."""
+    import logging
+    import subprocess
+
+    from dcgan.apps import cli as module
+
+    monkeypatch.setattr(module.quiet, "filter_native_stderr", lambda: None)  # no fork in pytest
+    logger = logging.getLogger("dcgan")
+    saved = logger.handlers[:], logger.propagate, logger.level
+
+    def run(*args, cwd):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = module.main(list(args))
+        except SystemExit as e:  # argparse: --help, and its own errors
+            code = e.code
+        finally:
+            logger.handlers[:], logger.propagate = saved[0], saved[1]
+            logger.setLevel(saved[2])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr)  # the README's promise
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]

@@ -37,6 +37,14 @@ def test_checkpoint_size():
     assert "demo" in rows[1]
 
 
+def test_latent_edits():
+    rows = _run("latent_edits.py", "--train-epochs", "1", "--train-images", "128", "--faces", "2",
+                "--random", "16", "--steps", "4", "--seeds", "8", "--images", "64", "--samples",
+                "128", "--epochs", "1")
+    assert any("generated faces (latent known)" in r for r in rows)
+    assert any("one 64x64 photo" in r or "search only" in r for r in rows)
+
+
 def test_explore_speed():
     rows = _run("explore_speed.py", "--presets", "demo", "--redraws", "2")
     assert rows[1].split("|")[1].strip() == "demo"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import assert_one_line_error  # noqa: F401 - the `cli` fixture is there too
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,44 +31,6 @@ def user_env():
 def run_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "dcgan", *args], cwd=cwd, env=user_env(),
                           capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """cli(*args, cwd) -> (returncode, stdout, stderr) of `python -m dcgan ARGS` run in this
-    process: argument and input errors need no new Python (a few real subprocesses below keep
-    the promises about what reaches a terminal)."""
-    import logging
-
-    from dcgan.apps import cli as module
-
-    monkeypatch.setattr(module.quiet, "filter_native_stderr", lambda: None)  # no fork in pytest
-    logger = logging.getLogger("dcgan")
-    saved = logger.handlers[:], logger.propagate, logger.level
-
-    def run(*args, cwd):
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        try:
-            code = module.main(list(args))
-        except SystemExit as e:  # argparse: --help, and its own errors
-            code = e.code
-        finally:
-            logger.handlers[:], logger.propagate = saved[0], saved[1]
-            logger.setLevel(saved[2])
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
-def assert_one_line_error(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stderr)  # the README's promise
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

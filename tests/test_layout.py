@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "dcgan"
 # Lowest first.  "core" is the package's own top level: config, settings, errors, io, env,
 # hardware, distribute, the backend modules; every folder may stand on it.
-LEVELS = ["core", "data", "models", "outputs", "evaluation", "training", "apps"]
+LEVELS = ["core", "data", "models", "outputs", "evaluation", "training", "editing", "apps"]
 FACADE = {"__init__", "__main__"}  # dcgan's public names and `python -m dcgan`: above everything
 
 

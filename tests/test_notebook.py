@@ -74,6 +74,10 @@ def _notebook(backend, epochs, extra=""):
     scoring.source = (scoring.source.replace("SCORE = False", "SCORE = True")
                       .replace('SCORE_METRICS = "fid,kid"', 'SCORE_METRICS = "swd"')
                       .replace("SCORE_IMAGES = 10000", "SCORE_IMAGES = 64"))
+    editing = {"LABELLED_IMAGES = 8192": "LABELLED_IMAGES = 256", "PROJECT_STEPS = 300": "PROJECT_STEPS = 20"}
+    for old, new in editing.items():  # the editing cells at a tiny run's scale
+        cell = next(c for c in notebook.cells if old in c.source)
+        cell.source = cell.source.replace(old, new)
     index = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
     injected = nbformat.v4.new_code_cell(_overrides(epochs, extra))
     injected.metadata["tags"] = ["injected-parameters"]
@@ -168,6 +172,13 @@ def test_notebook_runs_top_to_bottom_and_resumes_when_rerun(backend, tmp_path, k
     widgets = [o for o in cell_with("nb.explore(").outputs
                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(widgets) == 1
+    # The editing cells: directions learned (or one line why not, for 3 steps of training), two
+    # held-out demo faces projected, the arithmetic figure drawn.
+    learned = _texts(cell_with("nb.directions("))
+    assert "slider ready" in learned or learned.startswith("skipped: "), learned
+    assert (run / "projected" / "example-1.png").exists() and (run / "projected" / "example-2.npy").exists()
+    assert "latents: example-1, example-2" in _texts(cell_with("nb.project("))
+    assert (run / "arithmetic.png").exists()
     assert "COMPARE_WITH: name another run" in _texts(cell_with("nb.compare("))
     assert (run / "nearest.png").exists() and "nearest distances" in _texts(cell_with("nb.nearest("))
     assert re.search(r"SWDx1e3 [\d.]+ \(real-vs-real [\d.]+\) on 64 images", _texts(cell_with("nb.score(")))

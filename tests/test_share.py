@@ -167,7 +167,8 @@ def test_explorer_draws_what_generate_draws_and_moves_with_its_controls(runs):
     assert not np.array_equal(explorer.face(5, offsets=[0.0, 2.0]), expected[0])
     assert np.array_equal(explorer.face(5, psi=0.0), explorer.face(9, psi=0.0))  # the mean face
     assert explorer.info() == {"latent_dim": 32, "size": 16, "directions": 32,
-                               "direction_kind": "dimensions"}
+                               "direction_kind": "dimensions", "names": [f"z{i}" for i in range(32)],
+                               "starts": []}
     for bad in ({"to": -1}, {"t": 2.0}, {"offsets": [0.0] * 33}):
         with pytest.raises(DcganError):
             explorer.face(1, **bad)
@@ -282,6 +283,7 @@ def test_the_web_page_in_a_real_browser(runs, tmp_path):
         _status(browser, lambda t: t.startswith("seed 0"))
         assert np.array_equal(_shown(browser), faces.face(0))
         assert len(browser.find_elements("css selector", "#sliders input")) == 32
+        assert browser.find_elements("css selector", "#sliders label")[3].text.strip() == "z3"
         seed = browser.find_element("id", "seed")
         seed.clear()
         seed.send_keys("42")
@@ -298,6 +300,22 @@ def test_the_web_page_in_a_real_browser(runs, tmp_path):
                                "s.dispatchEvent(new Event('input'));")
         _status(browser, lambda t: t.startswith("seed 7"))  # still serving
         assert np.array_equal(_shown(browser), faces.face(7))
+    finally:
+        server.shutdown()
+
+    # A run with named attribute directions: its sliders carry their names.
+    from dcgan.editing.directions import Directions
+
+    named = Path(shutil.copytree(runs[0], tmp_path / "named"))
+    Directions(["Smiling", "Bangs"], np.eye(32, dtype=np.float32)[[3, 7]], {}, {}).save(
+        named / "directions.npz")
+    server, url = serve_in_background(named)
+    try:
+        browser.get(url)
+        _status(browser, lambda t: t.startswith("seed 0"))
+        labels = [e.text.strip() for e in browser.find_elements("css selector", "#sliders label")]
+        assert labels == ["Smiling", "Bangs"]
+        assert "named attribute directions" in browser.find_element("id", "kind").text
     finally:
         server.shutdown()
 

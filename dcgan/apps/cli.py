@@ -11,7 +11,6 @@ import argparse
 import logging
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 from dcgan import quiet
 from dcgan.apps import edit_commands

@@ -8,6 +8,11 @@ face by truncation (`psi` < 1 scales the latent towards 0).  The directions: for
 most 32 dimensions, the dimensions themselves (seed128's sliders); for a larger one (dcgan64's
 100), the directions that change the picture most: the principal directions of the
 generator's response (the largest left singular vectors of its Jacobian at a few latents).
+Where the run has named attribute directions (RUN/directions.npz: python -m dcgan
+directions), those are the sliders instead: Smiling, Bangs, ...
+
+A face can also start from a latent of one's own instead of a seed's (`starts`: name ->
+latent, such as `python -m dcgan project` finds for a photo).
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ class FaceExplorer:
     run still training keeps improving what is shown); a run with no generator yet gives a
     CheckpointError naming what is missing, and the explorer keeps working once one appears."""
 
-    def __init__(self, checkpoint: str | Path, directions: int = 32):
+    def __init__(self, checkpoint: str | Path, directions: int = 32, starts: dict | None = None):
+        from dcgan.editing.directions import load_directions
         from dcgan.outputs.sampling import local_spec
 
         self.checkpoint = local_spec(checkpoint)  # a URL or a released name: downloaded once
         self.direction_count = directions
+        self.named = load_directions(self.checkpoint, required=False)
+        self.starts = {str(k): np.asarray(v, np.float32).reshape(-1) for k, v in (starts or {}).items()}
         self._loaded: dict[tuple[bool, bool], tuple[float, object, np.ndarray]] = {}
         self._lock = threading.Lock()  # one generator call at a time (web server threads)
 
@@ -65,13 +73,20 @@ class FaceExplorer:
         cached = self._loaded.get((ema, best))
         if cached is None or cached[0] != stamp:
             generator = load_generator(path)
-            cached = (stamp, generator, latent_directions(generator, self.direction_count))
+            latent_dim = int(generator.input_shape[-1])
+            if self.named is not None and self.named.vectors.shape[1] == latent_dim:
+                directions = self.named.vectors[:self.direction_count]
+            else:
+                directions = latent_directions(generator, self.direction_count)
+            cached = (stamp, generator, directions)
             self._loaded[(ema, best)] = cached
         return cached[1], cached[2]
 
     def latent(self, seed: int, to: int | None = None, t: float = 0.0, offsets=None,
-               psi: float = 1.0, ema: bool = True, best: bool = False) -> np.ndarray:
-        """The (1, latent_dim) latent for these choices (see the module docstring)."""
+               psi: float = 1.0, ema: bool = True, best: bool = False,
+               start: str | None = None) -> np.ndarray:
+        """The (1, latent_dim) latent for these choices (see the module docstring); `start`:
+        one of `starts` instead of the seed's latent."""
         from dcgan.outputs.sampling import seed_latents, slerp
 
         for name, value in (("seed", seed), ("to", to)):
@@ -82,6 +97,13 @@ class FaceExplorer:
         generator, directions = self.generator(ema, best)
         latent_dim = int(generator.input_shape[-1])
         z = seed_latents([seed], latent_dim)[0]
+        if start is not None:
+            if start not in self.starts:
+                raise DcganError(f"start {start!r}: not one of {', '.join(self.starts) or 'none given'}")
+            z = self.starts[start]
+            if len(z) != latent_dim:
+                raise DcganError(f"start {start!r}: a latent of {len(z)} numbers; this generator "
+                                 f"takes {latent_dim}")
         if to is not None:
             z = slerp(z, seed_latents([to], latent_dim)[0], np.array([t]))[0]
         if offsets is not None:
@@ -110,7 +132,13 @@ class FaceExplorer:
     def info(self, ema: bool = True, best: bool = False) -> dict:
         with self._lock:
             generator, directions = self.generator(ema, best)
-        return {"latent_dim": int(generator.input_shape[-1]), "size": int(generator.output_shape[1]),
-                "directions": len(directions),
-                "direction_kind": "dimensions" if int(generator.input_shape[-1]) <= MAX_AXIS_DIRECTIONS
-                else "principal directions"}
+        latent_dim = int(generator.input_shape[-1])
+        if self.named is not None and self.named.vectors.shape[1] == latent_dim:
+            kind, names = "named attribute directions", self.named.names[:len(directions)]
+        elif latent_dim <= MAX_AXIS_DIRECTIONS:
+            kind, names = "dimensions", [f"z{i}" for i in range(len(directions))]
+        else:
+            kind, names = "principal directions", [f"dir {i}" for i in range(len(directions))]
+        return {"latent_dim": latent_dim, "size": int(generator.output_shape[1]),
+                "directions": len(directions), "direction_kind": kind, "names": names,
+                "starts": list(self.starts)}

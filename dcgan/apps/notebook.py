@@ -28,6 +28,7 @@ from dcgan.outputs.images import save_grid, show_image
 from dcgan.models.architectures import build_discriminator, build_generator, count_macs
 from dcgan.outputs.folder import IF_EXISTS, RunPaths, next_free_folder
 from dcgan.outputs.sampling import generate, interpolate
+from dcgan.apps import notebook_editing as _editing
 
 log = logging.getLogger("dcgan")
 DRIVE_MOUNT = "/content/drive"
@@ -295,11 +296,14 @@ def show_results(run: str | os.PathLike, n: int = 64, seed_from: int = 3, seed_t
 
 
 # ------------------------------------------------------------- looking at a trained run
-def explore(run: str | os.PathLike, directions: int = 32):
-    """The latent explorer (seed, walk, truncation, one slider per direction); see dcgan.apps.widgets."""
+def explore(run: str | os.PathLike, directions: int = 32, starts: dict | None = None):
+    """The latent explorer (seed, walk, truncation, one slider per direction, named where the run
+    has attribute directions); `starts`: `project`'s {name: latent file}, offered as starting
+    faces.  See dcgan.apps.widgets."""
+    from dcgan.apps.notebook_editing import starts_of
     from dcgan.apps.widgets import explore as show_explorer
 
-    return show_explorer(run, directions)
+    return show_explorer(run, directions, starts_of(starts))
 
 
 def compare(run: str | os.PathLike, other: str = "", epoch: int = 0) -> str | None:
@@ -404,6 +408,9 @@ def share(run: str | os.PathLike, port: int = 0):
     print(f"the page: {url} (served by this notebook's kernel while it runs)")
     return server, url
 
+
+# The latent-editing cells (dcgan.apps.notebook_editing): nb.directions, nb.project, nb.arithmetic.
+directions, project, arithmetic = _editing.directions, _editing.project, _editing.arithmetic
 
 if in_notebook():
     attach_to_kernel()

@@ -104,7 +104,7 @@ async function start() {{
     sliders = [];
     for (let i = 0; i < info.directions; i++) {{
       const label = document.createElement("label");
-      label.textContent = (info.direction_kind === "dimensions" ? "z" : "direction ") + i + " ";
+      label.textContent = info.names[i] + " ";  // Smiling, ... where the run has named directions
       const s = Object.assign(document.createElement("input"),
         {{type: "range", min: -3, max: 3, step: 0.1, value: 0, id: "d" + i}});
       s.addEventListener("input", redraw);

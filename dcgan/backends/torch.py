@@ -67,6 +67,7 @@ def input_gradients(model, loss_fn):
 
     def call(x, *targets):
         leaf = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        targets = [ops.convert_to_tensor(t) for t in targets]  # on the model's device
         losses = loss_fn(model(leaf, training=False), *targets)
         (grad,) = torch.autograd.grad(losses.sum(), [leaf])
         return losses.detach().cpu().numpy(), grad.cpu().numpy()

@@ -42,13 +42,13 @@ def read_labels(path: str | Path) -> Labels:
         raise DataError(f"{path}: no such labels file (CelebA's list_attr_celeba.csv layout)") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot be read as a text labels file ({e})") from None
-    rows = _rows(text)
+    rows, is_csv = _rows(text)
     if rows and len(rows[0]) == 1 and rows[0][0].isdigit():  # list_attr_celeba.txt's count line
         rows = rows[1:]
     if len(rows) < 2:
         raise DataError(f"{path}: needs a header line and at least one image's row")
     header, body = rows[0], rows[1:]
-    if len(body[0]) == len(header) + 1:  # the .txt header names the attributes only
+    if not is_csv and len(body[0]) == len(header) + 1:  # the .txt header names attributes only
         header = ["image_id", *header]
     names = header[1:]
     if not names:
@@ -68,11 +68,12 @@ def read_labels(path: str | Path) -> Labels:
     return Labels(names, files, values)
 
 
-def _rows(text: str) -> list[list[str]]:
+def _rows(text: str) -> tuple[list[list[str]], bool]:
+    """(rows of fields, whether the file is comma-separated)."""
     lines = [line for line in text.splitlines() if line.strip()]
     if lines and "," in lines[min(1, len(lines) - 1)]:
-        return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO("\n".join(lines)))]
-    return [line.split() for line in lines]
+        return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO("\n".join(lines)))], True
+    return [line.split() for line in lines], False
 
 
 def check_attributes(labels: Labels, wanted: list[str] | None, where: str) -> list[str]:

@@ -130,7 +130,7 @@ def parse_edits(text: str) -> dict[str, float]:
     # A comma also separates held attributes in `A|B,C=2`: split on commas before NAME=.
     parts, current = [], ""
     for piece in text.split(","):
-        current = f"{current},{piece}" if current and "=" not in piece else piece
+        current = f"{current},{piece}" if current else piece
         if "=" in piece:
             parts.append(current)
             current = ""

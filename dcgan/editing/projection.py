@@ -162,11 +162,11 @@ def _loss_fn(settings: ProjectionSettings, feature_count: int):
 
     def loss(outputs, latent, target, *target_features):
         image, *features = outputs
-        total = settings.pixel_weight * mean_over_sample(ops.square(image - target))
+        total = settings.pixel_weight * mean_over_sample(ops.square(ops.subtract(image, target)))
         for mine, theirs in zip(features, target_features):
             scale = mean_over_sample(ops.square(theirs)) + 1e-6
             total = total + settings.feature_weight / feature_count * (
-                mean_over_sample(ops.square(ops.cast(mine, "float32") - theirs)) / scale)
+                mean_over_sample(ops.square(ops.subtract(ops.cast(mine, "float32"), theirs))) / scale)
         norm = ops.mean(ops.square(latent), axis=1)
         return total + settings.norm_weight * ops.square(norm - 1.0)
 
@@ -342,7 +342,7 @@ def load_discriminator(generator_path: Path):
     """The discriminator saved beside a generator (a run's checkpoints/), or None."""
     import keras
 
-    from dcgan.models import layers  # noqa: F401 - registers the custom layers
+    from dcgan.models import layers  # noqa: F401 - registers the custom layers the file names
 
     path = generator_path.parent / "discriminator.keras"
     if not path.is_file():
