@@ -158,7 +158,7 @@ DIRECTIONS = nb.directions(RUN_FOLDER, LABELS, LABELLED_IMAGES) if LEARN_DIRECTI
     ("code", """#@title Your photos in the latent space: upload (Colab) or give paths; each is searched for
 UPLOAD = False  #@param {type:"boolean"}
 PHOTOS = ""  #@param {type:"string"}
-PROJECT_STEPS = 300  #@param {type:"integer"}
+PROJECT_STEPS = 500  #@param {type:"integer"}
 # PHOTOS: photo files or a folder, comma-separated (empty on a demo run: two faces it never saw)
 PROJECTED = nb.project(RUN_FOLDER, PHOTOS, UPLOAD, PROJECT_STEPS)"""),
     ("code", """#@title Explore the latent space (seed or your photo, walk, truncation, sliders)

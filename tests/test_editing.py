@@ -172,6 +172,14 @@ def test_project_writes_latents_pictures_and_gifs(cli, trained_tiny_run, tmp_pat
     assert np.load(tmp_path / "found" / "face0.npy").shape == (32,)
     assert Image.open(tmp_path / "found" / "face1.png").size == (2 * 128, 128)  # photo | found
     assert Image.open(tmp_path / "found" / "face1.gif").n_frames > 2
+    assert not any(p["far"] for p in summary["photos"])
+    flag = np.zeros((64, 64, 3), np.uint8)  # magenta | green: nothing a face generator draws
+    flag[:, :32], flag[:, 32:] = (255, 0, 255), (0, 255, 0)
+    Image.fromarray(flag).save(tmp_path / "flag.png")
+    result = cli("project", "--checkpoint", str(trained_tiny_run), "--image", "flag.png",
+                 "--out", "found", "--steps", "30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "flag.png: not found well" in result.stdout
 
 
 def test_project_refuses_bad_photos_in_one_line(cli, trained_tiny_run, tmp_path):
@@ -299,3 +307,20 @@ def test_the_demo_faces_written_as_a_data_set_match_the_built_in_ones(tmp_path):
     on_disk = read_labels(labels)
     assert on_disk.files == built_in.files and np.array_equal(on_disk.values, built_in.values)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "images" / "000003.png")), images[2])
+
+
+def test_the_fid_networks_features_join_the_search_when_asked(trained_tiny_run):
+    from dcgan.editing.projection import ProjectionSettings, _search_model, fid_features, project_images
+    from dcgan.evaluation.inception import fid_inception
+
+    generator, faces = _generated_photos(trained_tiny_run, None, 1)
+    inception = fid_inception()  # random weights: the search's wiring, not its quality
+    model, _, counts = _search_model(generator, None, inception)
+    assert counts == [0, 1] and model.outputs[-1].shape[-1] == 2048
+    found = project_images(generator, faces, None, ProjectionSettings(
+        steps=2, starts=1, candidates=4, feature_weight=0, inception_weight=1.0), inception)
+    assert np.isfinite(found.distances).all()
+    assert fid_features(ProjectionSettings(inception_weight=0)) is None
+    assert fid_features(ProjectionSettings()) is None  # auto, on a CPU: off
+    with pytest.raises(DcganError, match="--inception-weight -2"):
+        ProjectionSettings(inception_weight=-2).checked()

@@ -74,7 +74,7 @@ def _notebook(backend, epochs, extra=""):
     scoring.source = (scoring.source.replace("SCORE = False", "SCORE = True")
                       .replace('SCORE_METRICS = "fid,kid"', 'SCORE_METRICS = "swd"')
                       .replace("SCORE_IMAGES = 10000", "SCORE_IMAGES = 64"))
-    editing = {"LABELLED_IMAGES = 8192": "LABELLED_IMAGES = 256", "PROJECT_STEPS = 300": "PROJECT_STEPS = 20"}
+    editing = {"LABELLED_IMAGES = 8192": "LABELLED_IMAGES = 256", "PROJECT_STEPS = 500": "PROJECT_STEPS = 20"}
     for old, new in editing.items():  # the editing cells at a tiny run's scale
         cell = next(c for c in notebook.cells if old in c.source)
         cell.source = cell.source.replace(old, new)

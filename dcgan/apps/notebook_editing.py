@@ -90,7 +90,7 @@ def photos_from(spec: str, upload: bool, run: str | os.PathLike) -> list[Path]:
     return _example_photos(run)
 
 
-def project(run: str | os.PathLike, photos: str = "", upload: bool = False, steps: int = 300) -> dict:
+def project(run: str | os.PathLike, photos: str = "", upload: bool = False, steps: int = 500) -> dict:
     """Project photos into the run's latent space and show each beside its reconstruction;
     return {name: latent file}, which `arithmetic` takes as terms and `explore` as starts."""
     from dcgan.editing.projection import ProjectionSettings

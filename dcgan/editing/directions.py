@@ -293,16 +293,15 @@ def learn_directions(checkpoint, labels=None, data: str | None = None, attribute
     scores = classifier_logits(classifier, generate_images(generator, z))
     kept, vectors, separation = [], [], {}
     for j, name in enumerate(names):
-        # InterFaceGAN fits the boundary to the samples the classifier is surest of: the half
-        # farthest from its own boundary (the rest is mostly the classifier's noise).
-        sure = np.abs(scores[:, j]) >= np.median(np.abs(scores[:, j]))
+        # Every sample: fitting only those the classifier is surest of (InterFaceGAN's top and
+        # bottom) or least squares on its logits measured no better (docs/editing.md).
         positive = scores[:, j] > 0
         share = positive.mean()
         if not 0.02 <= share <= 0.98:
             log.warning("skipping %s: the generator draws it on %.0f%% of faces, too few to learn "
                         "its direction from", name, 100 * share)
             continue
-        vector, separation[name] = linear_boundary(z[sure], positive[sure])
+        vector, separation[name] = linear_boundary(z, positive)
         kept.append(name)
         vectors.append(vector)
     if not kept:

@@ -8,7 +8,9 @@ Adam: the learning rate ramps up over the first 5 % of the steps and down (cosin
 of poor local minima early.  The loss is the pixels' mean squared error plus, where the run's
 discriminator is at hand, the distance between its features of the two images (each of its
 LeakyReLU activations, normalised by the photo's): D has learned what sets faces apart, and it
-needs no download.  A light pull towards the latent's typical norm keeps the found latent one
+needs no download.  The FID network's pool features join them (`inception_weight`; by default
+where its weights are already in the Keras cache and a GPU runs the search: on a CPU its
+299x299 passes take seconds a step).  A light pull towards the latent's typical norm keeps the found latent one
 that edits and arithmetic treat like any other.
 
 The distance reported is the RMS pixel error (images in [-1, 1]; `nearest`'s unit); PSNR =
@@ -33,14 +35,15 @@ FAR_FACTOR = 2.0  # a photo this many times the run's own images' distance is "n
 class ProjectionSettings:
     """The search's knobs (`python -m dcgan project --help` shows them as flags)."""
 
-    steps: int = 300
+    steps: int = 500
     starts: int = 4
     candidates: int = 256
     learning_rate: float = 0.1
     noise: float = 0.05  # initial latent noise, in the latent's standard deviations
     pixel_weight: float = 1.0
     feature_weight: float = 0.05
-    norm_weight: float = 0.01
+    norm_weight: float = 0.002
+    inception_weight: float = -1.0  # -1: auto (see the module docstring)
     frames: int = 24  # snapshots of the search kept for its GIF
     seed: int = 0
 
@@ -52,7 +55,9 @@ class ProjectionSettings:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise DcganError(f"--{name.replace('_', '-')} {value}: must be a number from 0")
-        if self.pixel_weight == 0 and self.feature_weight == 0:
+        if not (self.inception_weight == -1 or 0 <= self.inception_weight < math.inf):
+            raise DcganError(f"--inception-weight {self.inception_weight}: -1 (auto) or a number from 0")
+        if self.pixel_weight == 0 and self.feature_weight == 0 and self.inception_weight <= 0:
             raise DcganError("--pixel-weight and --feature-weight are both 0: nothing to match")
         return self
 
@@ -141,20 +146,42 @@ def feature_layers(discriminator) -> list:
             if isinstance(layer, keras.layers.LeakyReLU)]
 
 
-def _search_model(generator, discriminator):
-    """latent -> [image, D's features...] as one Keras model (D's features when D is given)."""
+def _feature_model(discriminator, inception, image_shape):
+    """image -> [D's features..., the FID network's pool features] (those given), or None."""
     import keras
 
-    if discriminator is None or not feature_layers(discriminator):
-        return keras.Model(generator.input, [generator.output]), None
-    features = keras.Model(discriminator.input, feature_layers(discriminator))
+    d_features = feature_layers(discriminator) if discriminator is not None else []
+    if not d_features and inception is None:
+        return None, []
+    image = keras.Input(image_shape)
+    outputs = list(_as_list(keras.Model(discriminator.input, d_features)(image))) if d_features else []
+    if inception is not None:  # it takes pixel values 0-255
+        outputs.append(inception(keras.layers.Rescaling(127.5, offset=127.5)(image)))
+    return keras.Model(image, outputs), [len(d_features), int(inception is not None)]
+
+
+def _as_list(outputs):
+    return outputs if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _search_model(generator, discriminator, inception=None):
+    """latent -> [image, features...] as one Keras model, and the model of the features alone."""
+    import keras
+
+    features, counts = _feature_model(discriminator, inception, generator.output_shape[1:])
+    if features is None:
+        return keras.Model(generator.input, [generator.output]), None, counts
     latent = keras.Input(generator.input_shape[1:])
     image = generator(latent)
-    return keras.Model(latent, [image, *features(image)]), features
+    return keras.Model(latent, [image, *_as_list(features(image))]), features, counts
 
 
-def _loss_fn(settings: ProjectionSettings, feature_count: int):
+def _loss_fn(settings: ProjectionSettings, counts: list[int], inception_weight: float):
     from keras import ops
+
+    d_count = counts[0] if counts else 0
+    weights = [settings.feature_weight / max(1, d_count)] * d_count + (
+        [inception_weight] if len(counts) > 1 and counts[1] else [])
 
     def mean_over_sample(x):
         x = ops.cast(x, "float32")
@@ -163,9 +190,9 @@ def _loss_fn(settings: ProjectionSettings, feature_count: int):
     def loss(outputs, latent, target, *target_features):
         image, *features = outputs
         total = settings.pixel_weight * mean_over_sample(ops.square(ops.subtract(image, target)))
-        for mine, theirs in zip(features, target_features):
-            scale = mean_over_sample(ops.square(theirs)) + 1e-6
-            total = total + settings.feature_weight / feature_count * (
+        for weight, mine, theirs in zip(weights, features, target_features, strict=True):
+            scale = mean_over_sample(ops.square(theirs)) + 1e-6  # each layer counts alike
+            total = total + weight * (
                 mean_over_sample(ops.square(ops.subtract(ops.cast(mine, "float32"), theirs))) / scale)
         norm = ops.mean(ops.square(latent), axis=1)
         return total + settings.norm_weight * ops.square(norm - 1.0)
@@ -174,9 +201,10 @@ def _loss_fn(settings: ProjectionSettings, feature_count: int):
 
 
 def project_images(generator, targets: np.ndarray, discriminator=None,
-                   settings: ProjectionSettings | None = None) -> Projection:
+                   settings: ProjectionSettings | None = None, inception=None) -> Projection:
     """Find, for each of `targets` (float32 (n, size, size, 3) in [-1, 1]), the latent whose
-    face is closest (see the module docstring)."""
+    face is closest (see the module docstring).  `inception`: the FID network's Keras model
+    (pixels 0-255 -> pool features), weighted by `settings.inception_weight` (auto: 1)."""
     from dcgan import backend
     from dcgan.outputs.sampling import generate_images
 
@@ -196,11 +224,13 @@ def project_images(generator, targets: np.ndarray, discriminator=None,
     errors = (np.square(flat).sum(1)[:, None] - 2 * flat @ faces.T + np.square(faces).sum(1)[None])
     z = pool[np.argsort(errors, axis=1)[:, :starts]].reshape(n * starts, latent_dim)
 
-    model, features = _search_model(generator, discriminator)
+    model, features, counts = _search_model(
+        generator, discriminator if settings.feature_weight > 0 else None, inception)
     repeated = np.repeat(targets, starts, axis=0)
     target_features = [] if features is None else [
         np.asarray(f, np.float32) for f in _numpy_list(features(repeated, training=False))]
-    step = backend.input_gradients(model, _loss_fn(settings, max(1, len(target_features))))
+    inception_weight = settings.inception_weight if settings.inception_weight >= 0 else 1.0
+    step = backend.input_gradients(model, _loss_fn(settings, counts, inception_weight))
 
     m, v = np.zeros_like(z), np.zeros_like(z)
     beta_1, beta_2, epsilon = 0.9, 0.999, 1e-8
@@ -240,7 +270,24 @@ def _ramp(t: float) -> float:
     return (0.5 - 0.5 * math.cos(down * math.pi)) * min(1.0, t / 0.05)
 
 
-def reference_distance(generator, discriminator, settings, config, count: int = 4):
+def fid_features(settings: ProjectionSettings):
+    """The FID network's Keras model for the search, or None: with `inception_weight` > 0
+    (downloading its weights once, as `evaluate --metrics fid` does), or auto (-1) where its
+    weights are already cached and the search runs on a GPU."""
+    from dcgan.evaluation.inception import FID_WEIGHTS_URL, _keras_cache, feature_network
+
+    if settings.inception_weight == 0:
+        return None
+    if settings.inception_weight < 0:
+        from dcgan.hardware import local_accelerator
+
+        cached = (_keras_cache() / Path(FID_WEIGHTS_URL).name).is_file()
+        if not cached or local_accelerator().platform != "gpu":
+            return None
+    return feature_network("fid").model
+
+
+def reference_distance(generator, discriminator, settings, config, inception=None, count: int = 4):
     """The median distance the search reaches on `count` of the run's own training images, or
     None where they cannot be read here (the data set is elsewhere)."""
     from dcgan.data.pipeline import load_real_images
@@ -253,7 +300,8 @@ def reference_distance(generator, discriminator, settings, config, count: int = 
         return None
     if len(real) == 0 or real.shape[1] != int(generator.output_shape[1]):
         return None
-    found = project_images(generator, real.astype(np.float32) / 127.5 - 1, discriminator, settings)
+    found = project_images(generator, real.astype(np.float32) / 127.5 - 1, discriminator, settings,
+                           inception)
     return float(np.median(found.distances))
 
 
@@ -280,8 +328,9 @@ def project(checkpoint, photos, out: str | Path, settings: ProjectionSettings | 
     targets = np.stack([load_photo(p, size, config, crop) for p in photos])
     discriminator = load_discriminator(generator_file(checkpoint, ema, best)) \
         if settings.feature_weight > 0 else None
-    found = project_images(generator, targets, discriminator, settings)
-    ref = reference_distance(generator, discriminator, settings, config) if reference else None
+    inception = fid_features(settings)
+    found = project_images(generator, targets, discriminator, settings, inception)
+    ref = reference_distance(generator, discriminator, settings, config, inception) if reference else None
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,6 +348,8 @@ def project(checkpoint, photos, out: str | Path, settings: ProjectionSettings | 
                         "psnr_db": round(float(found.psnr[i]), 2), "far": bool(far)})
     summary = {"checkpoint": str(checkpoint), "steps": settings.steps, "starts": settings.starts,
                "feature_weight": settings.feature_weight if discriminator is not None else 0.0,
+               "inception_weight": 0.0 if inception is None else
+               (settings.inception_weight if settings.inception_weight >= 0 else 1.0),
                "reference_distance": None if ref is None else round(ref, 5), "photos": results}
     atomic_write_text(out / "projection.json", json.dumps(summary, indent=1) + "\n")
     return summary
