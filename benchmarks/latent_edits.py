@@ -9,6 +9,7 @@
 
     python benchmarks/latent_edits.py --run runs/demo      # a run of `make demo`
     python benchmarks/latent_edits.py --train-epochs 15    # trains one first (demo preset)
+    python benchmarks/latent_edits.py --run runs/demo --ablations   # + what else was tried
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8192, help="labelled images for directions")
     parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--epochs", type=int, default=10, help="classifier epochs")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also: the search's knobs one at a time, other boundary fits")
     args = parser.parse_args()
 
     run = Path(args.run) if args.run else _train(args.train_epochs, args.train_images)
@@ -77,7 +80,16 @@ def main() -> None:
                         for face in held_out])
     print(f"| held-out real demo faces | {args.faces} | {psnr(found.distances).mean():.1f} | "
           f"{psnr(found.distances).min():.1f} | {found.distances.mean():.4f} | {closest.mean():.4f} "
-          f"| {found.distances.mean() / closest.mean():.2f} |")
+          f"| {found.distances.mean() / closest.mean():.3f} |")
+    if args.ablations:
+        print("\n| the search, one knob changed (held-out real faces) | RMS error | ratio to random |")
+        print("|---|---|---|")
+        for change in ({"steps": 300}, {"steps": 800}, {"starts": 8}, {"candidates": 1024},
+                       {"feature_weight": 0.0}, {"feature_weight": 0.2}, {"norm_weight": 0.0},
+                       {"norm_weight": 0.01}, {"learning_rate": 0.05}, {"noise": 0.0}):
+            knob = ProjectionSettings(**{**knobs.__dict__, **change})
+            error = project_images(generator, held_out, discriminator, knob).distances.mean()
+            print(f"| {change} | {error:.4f} | {error / closest.mean():.3f} |")
 
     photo = Path(tempfile.mkdtemp()) / "photo.png"
     from PIL import Image
@@ -120,6 +132,9 @@ def main() -> None:
               f"{others.mean():.3f} | {others.mean() / max(changes[i, own], 1e-6):.2f} | "
               + " | ".join(f"{c:+.2f}" for c in changes[i]) + " |")
 
+    if args.ablations:
+        _other_fits(generator, classifier, directions, args.samples, seeds)
+
     conditional = [f"{name}|{worst[name]}" for name in directions.names if worst[name] in directions.names]
     cond_changes, cond_rose = direction_effects(generator, classifier, directions, conditional, seeds)
     print("\n| conditional direction | own score rose on | own change | held attribute's change, plain | "
@@ -130,6 +145,40 @@ def main() -> None:
         plain = changes[directions.names.index(target), columns.index(held)]
         print(f"| {name} | {cond_rose[j]:.0%} | {cond_changes[j, directions.column(name)]:+.3f} | "
               f"{plain:+.3f} | {cond_changes[j, columns.index(held)]:+.3f} |")
+
+
+def _other_fits(generator, classifier, directions, samples, seeds) -> None:
+    """The same classifier's labels, other ways to fit each boundary: the mean over directions
+    of (others' mean abs change / own change) and of the share of seeds whose own score rose."""
+    from dcgan.editing.directions import Directions, classifier_logits, linear_boundary
+
+    latent_dim = directions.vectors.shape[1]
+    z = latents_for(samples, latent_dim, 1)  # the seed learn_directions draws its samples from
+    logits = classifier_logits(classifier, generate_images(generator, z))
+    x = np.hstack([z, np.ones((len(z), 1))])
+
+    def least_squares(y):
+        w = np.linalg.solve(x.T @ x + 1e-3 * np.eye(latent_dim + 1), x.T @ y)[:-1]
+        return w / np.linalg.norm(w)
+
+    def surest(j, share):
+        keep = np.abs(logits[:, j]) >= np.quantile(np.abs(logits[:, j]), 1 - share)
+        return linear_boundary(z[keep], logits[keep, j] > 0)[0]
+
+    columns = [directions.column(n) for n in directions.names]
+    fits = {"logistic, every sample (the default)": lambda j: linear_boundary(z, logits[:, j] > 0)[0],
+            "logistic, the surer half": lambda j: surest(j, 0.5),
+            "logistic, the surest 30 %": lambda j: surest(j, 0.3),
+            "least squares on the logits": lambda j: least_squares(logits[:, j])}
+    print("\n| boundary fit | mean ratio others / own | mean share of seeds whose own score rose |")
+    print("|---|---|---|")
+    for label, fit in fits.items():
+        found = Directions(directions.names, np.stack([fit(j) for j in columns]).astype(np.float32),
+                           directions.accuracy, {}, directions.classes)
+        changes, rose = direction_effects(generator, classifier, found, found.names, seeds)
+        ratios = [np.delete(np.abs(changes[i]), c).mean() / max(changes[i, c], 1e-6)
+                  for i, c in enumerate(columns)]
+        print(f"| {label} | {np.mean(ratios):.2f} | {rose.mean():.0%} |")
 
 
 def _train(epochs: int, images: int) -> Path:

@@ -18,7 +18,11 @@ from dcgan.errors import CheckpointError, ConfigError, DataError, DcganError  # 
 from dcgan.version import __version__  # noqa: E402
 
 __all__ = ["Config", "PRESETS", "use_backend", "DcganError", "ConfigError", "DataError", "CheckpointError",
-           "DCGAN", "build_generator", "build_discriminator", "train", "generate", "demo_faces"]
+           "DCGAN", "build_generator", "build_discriminator", "train", "generate", "demo_faces",
+           "project", "face_arithmetic", "learn_directions", "load_directions"]
+
+_EDITING = {"project": "projection", "face_arithmetic": "arithmetic", "learn_directions": "directions",
+            "load_directions": "directions"}
 
 
 def __getattr__(name):
@@ -42,4 +46,7 @@ def __getattr__(name):
     if name == "demo_faces":
         from dcgan.data.demo_faces import demo_faces
         return demo_faces
+    if name in _EDITING:  # a photo's latent, face arithmetic, attribute directions
+        import importlib
+        return getattr(importlib.import_module(f"dcgan.editing.{_EDITING[name]}"), name)
     raise AttributeError(f"module 'dcgan' has no attribute {name!r}")

@@ -38,7 +38,7 @@ def test_checkpoint_size():
 
 
 def test_latent_edits():
-    rows = _run("latent_edits.py", "--train-epochs", "1", "--train-images", "128", "--faces", "2",
+    rows = _run("latent_edits.py", "--train-epochs", "1", "--train-images", "128", "--faces", "2", "--ablations",
                 "--random", "16", "--steps", "4", "--seeds", "8", "--images", "64", "--samples",
                 "128", "--epochs", "1")
     assert any("generated faces (latent known)" in r for r in rows)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error  # noqa: F401 - the `cli` fixture is there too
+from conftest import assert_one_line_error  # and the `cli` fixture, in conftest too
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]

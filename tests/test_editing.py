@@ -155,6 +155,9 @@ def test_projecting_a_generated_face_recovers_its_image(trained_tiny_run, tmp_pa
     random = np.sqrt(np.mean(np.square(faces[:, None] - found.frames[0][None]).reshape(3, 3, -1), -1))
     assert found.distances.max() < 0.5 * random.min()  # far better than where the search started
     assert found.latents.shape == (3, 32) and len(found.frames) > 2
+    # A lone generator file has no discriminator beside it: pixels alone find the face too.
+    alone = project_images(generator, faces[:1], None, ProjectionSettings(steps=150, starts=2))
+    assert alone.psnr[0] > 25, alone.psnr
 
 
 def test_project_writes_latents_pictures_and_gifs(cli, trained_tiny_run, tmp_path):
@@ -324,3 +327,22 @@ def test_the_fid_networks_features_join_the_search_when_asked(trained_tiny_run):
     assert fid_features(ProjectionSettings()) is None  # auto, on a CPU: off
     with pytest.raises(DcganError, match="--inception-weight -2"):
         ProjectionSettings(inception_weight=-2).checked()
+
+
+def test_the_notebooks_explorer_offers_photo_starts_and_named_sliders(tiny_run):
+    import io
+
+    pytest.importorskip("ipywidgets")
+    from dcgan.apps.widgets import LatentExplorer
+    from dcgan.editing.directions import Directions
+
+    Directions(["Smiling", "Bangs"], np.eye(32, dtype=np.float32)[[3, 7]], {}, {}).save(
+        tiny_run / "directions.npz")
+    mine = np.linspace(-1, 1, 32).astype(np.float32)
+    view = LatentExplorer(tiny_run, starts={"me": mine})
+    assert [s.description for s in view.sliders] == ["Smiling", "Bangs"]
+    view.start.value = "me"
+    view.sliders[0].value = 1.5
+    assert view.last_choices["start"] == "me"
+    shown = np.asarray(Image.open(io.BytesIO(view.image.value)))
+    assert np.array_equal(shown, view.explorer.face(0, start="me", offsets=[1.5, 0.0]))

@@ -188,7 +188,7 @@ def _loss_fn(settings: ProjectionSettings, counts: list[int], inception_weight: 
         return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=1)
 
     def loss(outputs, latent, target, *target_features):
-        image, *features = outputs
+        image, *features = _as_list(outputs)  # Keras gives a one-output model's tensor bare
         total = settings.pixel_weight * mean_over_sample(ops.square(ops.subtract(image, target)))
         for weight, mine, theirs in zip(weights, features, target_features, strict=True):
             scale = mean_over_sample(ops.square(theirs)) + 1e-6  # each layer counts alike
