@@ -127,6 +127,18 @@ def crop(config: Config, is_celeba: bool) -> int:
     return celeba_crop(config.image_size) if is_celeba else 0
 
 
+def photo_crop(config: Config, photo_side: int, is_celeba: bool) -> int:
+    """The centred square, in pixels of a photo with this short side, that matches how the run's
+    training images were cut (projection): the run's crop where it gave pixels; for a CelebA run
+    with the automatic crop, the same share of the short side as celeba_crop is of CelebA's
+    178 px width; else the whole short side."""
+    if config.crop > 0:
+        return config.crop
+    if config.crop < 0 and is_celeba:
+        return round(photo_side * celeba_crop(config.image_size) / 178)
+    return photo_side
+
+
 def min_image_side(config: Config) -> int:
     """Images whose short side is below this are skipped ("auto" (-1): a quarter of the
     image size; 0: none are)."""

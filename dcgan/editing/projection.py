@@ -78,16 +78,11 @@ class Projection:
 
 
 def photo_crop(config, photo_side: int) -> int:
-    """The centred square (pixels of this photo) the run's training images were cut to: the
-    run's crop where it gave one in pixels; for a CelebA run with the automatic crop, the same
-    share of the short side as CelebA's face crop is of its 178 px width; else the short side."""
+    """The centred square (pixels of this photo) the run's training images were cut to
+    (dcgan.settings.photo_crop, CelebA told by the run's data)."""
     from dcgan import settings
 
-    if config.crop > 0:
-        return config.crop
-    if config.crop < 0 and _is_celeba(config.data):
-        return round(photo_side * settings.celeba_crop(config.image_size) / 178)
-    return photo_side
+    return settings.photo_crop(config, photo_side, _is_celeba(config.data))
 
 
 def _is_celeba(spec: str) -> bool:
