@@ -73,7 +73,7 @@ def main() -> None:
     found = project_images(generator, known, discriminator, knobs)
     print(f"| generated faces (latent known) | {args.faces} | {found.psnr.mean():.1f} | "
           f"{found.psnr.min():.1f} | {found.distances.mean():.4f} | - | - |")
-    held_out = demo_faces(config.demo_images + args.faces, size)[-args.faces:].astype(np.float32) / 127.5 - 1
+    held_out = demo_faces(args.faces, size, first=config.demo_images).astype(np.float32) / 127.5 - 1
     found = project_images(generator, held_out, discriminator, knobs)
     pool = generate_images(generator, latents_for(args.random, latent_dim, 777))
     closest = np.array([np.sqrt(np.mean(np.square(pool - face).reshape(len(pool), -1), 1)).min()
@@ -94,7 +94,7 @@ def main() -> None:
     photo = Path(tempfile.mkdtemp()) / "photo.png"
     from PIL import Image
 
-    Image.fromarray(demo_faces(config.demo_images + 1, 64)[-1]).save(photo)
+    Image.fromarray(demo_faces(1, 64, first=config.demo_images)[0]).save(photo)
     timings = []
     for reference in (False, True):
         start = time.perf_counter()

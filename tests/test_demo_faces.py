@@ -30,3 +30,10 @@ def test_faces_vary_and_have_structure():
 def test_every_supported_size():
     for size in (16, 32, 64, 128):
         assert demo_faces(2, size).shape == (2, size, size, 3)
+
+
+def test_a_range_of_faces_is_drawn_alone_and_equals_the_same_images_of_the_whole_set():
+    whole = demo_faces(600, 16, seed=3)
+    assert np.array_equal(demo_faces(100, 16, seed=3, first=250), whole[250:350])  # across blocks
+    assert np.array_equal(demo_faces(3, 16, seed=3, first=597), whole[597:])
+    assert demo_faces(0, 16, first=9).shape == (0, 16, 16, 3)

@@ -204,11 +204,14 @@ def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kern
     client = _client(notebook, tmp_path)
     form = next(i for i, c in enumerate(notebook.cells)
                 if "injected-parameters" in c.metadata.get("tags", []))
+    # The loop is about the run folder: rerun from the form down to Results (the cells after it
+    # only look at the run, and the first Run all executes them)
+    results = next(i for i, c in enumerate(notebook.cells) if "nb.show_results(" in c.source)
     run, outputs = tmp_path / "runs" / "nbtest", {}
 
     def rerun(choice, epochs):
         injected.source = _overrides(epochs, f'D_LEARNING_RATE = 3e-4\nIF_RUN_EXISTS = "{choice}"')
-        for index in range(form, len(notebook.cells)):
+        for index in range(form, results + 1):
             cell = notebook.cells[index]
             if cell.cell_type != "code":
                 continue
@@ -217,7 +220,7 @@ def test_the_colab_loop_tweak_a_value_and_rerun_under_each_choice(tmp_path, kern
             except nbclient.exceptions.CellExecutionError:
                 outputs[choice] = _texts(cell)
                 return False
-        outputs[choice] = "".join(_texts(c) for c in notebook.cells[form:])
+        outputs[choice] = "".join(_texts(c) for c in notebook.cells[form:results + 1])
         return True
 
     with client.setup_kernel():

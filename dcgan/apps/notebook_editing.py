@@ -31,10 +31,12 @@ def find_labels(run: str | os.PathLike) -> Path | None:
     return None
 
 
-def directions(run: str | os.PathLike, labels: str = "", images: int = 8192, samples: int = 16384):
+def directions(run: str | os.PathLike, labels: str = "", images: int = 8192, samples: int | None = None):
     """Learn the run's named attribute directions (python -m dcgan directions) and print how
     well each was learned; `labels` empty: the demo faces' own, or CelebA's file found beside
-    the data.  Returns the Directions, or None (one line saying why)."""
+    the data; `samples` (generated faces) default: twice `images`, as the command's defaults.
+    Returns the Directions, or None (one line saying why)."""
+    samples = samples or max(1024, 2 * images)
     from dcgan.editing.directions import learn_directions
 
     try:
@@ -58,7 +60,7 @@ def _example_photos(run: str | os.PathLike, count: int = 2) -> list[Path]:
     config, _ = saved_config(RunPaths(run), say=False)
     if config is None or config.data != "demo":
         return []
-    faces = demo_faces(config.demo_images + count, 64)[-count:]  # past the training set
+    faces = demo_faces(count, 64, first=config.demo_images)  # past the training set
     folder = Path(run) / "photos"
     folder.mkdir(exist_ok=True)
     paths = [folder / f"example-{i + 1}.png" for i in range(count)]

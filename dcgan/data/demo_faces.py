@@ -19,22 +19,26 @@ _HAIR = np.array([[20, 15, 10], [70, 45, 25], [130, 85, 45], [200, 160, 90],
 _EYES = np.array([[70, 45, 25], [40, 90, 160], [60, 120, 60], [30, 20, 15]], np.float32)
 
 
-def demo_faces(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
-    """Return `n` face images as uint8 of shape (n, size, size, 3)."""
-    if n < 0 or size < 4:
-        raise ValueError(f"demo_faces needs n >= 0 and size >= 4, got n={n}, size={size}")
+def demo_faces(n: int, size: int = 64, seed: int = 0, first: int = 0) -> np.ndarray:
+    """Return `n` face images as uint8 of shape (n, size, size, 3): images `first` to
+    `first + n - 1` of seed `seed` (only their blocks are drawn)."""
+    if n < 0 or size < 4 or first < 0:
+        raise ValueError(f"demo_faces needs n >= 0, size >= 4 and first >= 0, got n={n}, "
+                         f"size={size}, first={first}")
     out = np.empty((n, size, size, 3), np.uint8)
-    for start, count, params in _blocks(n, seed):
-        for i in range(0, count, 64):  # render in small chunks to bound memory
+    for start, count, params in _blocks(first + n, seed, first):
+        lo = max(first - start, 0)  # the block's first image that is asked for
+        for i in range(lo, count, 64):  # render in small chunks to bound memory
             j = min(i + 64, count)
             chunk = {k: v[i:j] for k, v in params.items()}
-            out[start + i:start + j] = _render(chunk, size)
+            out[start + i - first:start + j - first] = _render(chunk, size)
     return out
 
 
-def _blocks(n: int, seed: int):
-    """(first image, images, their drawing parameters) per block of `_BLOCK` images."""
-    for start in range(0, n, _BLOCK):
+def _blocks(n: int, seed: int, first: int = 0):
+    """(first image, images, their drawing parameters) per block of `_BLOCK` images that holds
+    any of images `first` to `n - 1`."""
+    for start in range(first // _BLOCK * _BLOCK, n, _BLOCK):
         params = _sample_params(np.random.default_rng([seed, start // _BLOCK]), _BLOCK)
         yield start, min(_BLOCK, n - start), params
 

@@ -282,22 +282,27 @@ def fid_features(settings: ProjectionSettings):
     return feature_network("fid").model
 
 
-def reference_distance(generator, discriminator, settings, config, inception=None, count: int = 4):
-    """The median distance the search reaches on `count` of the run's own training images, or
-    None where they cannot be read here (the data set is elsewhere)."""
+def reference_images(config, size: int, count: int = 4) -> np.ndarray:
+    """`count` of the run's own training images in [-1, 1], to project beside the photos and
+    judge their distances by; empty where they cannot be read here (the data set is elsewhere)."""
     from dcgan.data.pipeline import load_real_images
 
+    empty = np.zeros((0, size, size, 3), np.float32)
     if config is None:
-        return None
+        return empty
     try:
-        real = load_real_images(config, count)
+        if config.data == "demo":  # the first ones alone, not the whole set drawn first
+            from dcgan.data.demo_faces import demo_faces
+            from dcgan.data.pipeline import DEMO_DATA_SEED
+
+            real = demo_faces(count, config.image_size, DEMO_DATA_SEED)
+        else:
+            real = load_real_images(config, count)
     except DcganError:
-        return None
-    if len(real) == 0 or real.shape[1] != int(generator.output_shape[1]):
-        return None
-    found = project_images(generator, real.astype(np.float32) / 127.5 - 1, discriminator, settings,
-                           inception)
-    return float(np.median(found.distances))
+        return empty
+    if len(real) == 0 or real.shape[1] != size:
+        return empty
+    return real.astype(np.float32) / 127.5 - 1
 
 
 def project(checkpoint, photos, out: str | Path, settings: ProjectionSettings | None = None,
@@ -324,8 +329,10 @@ def project(checkpoint, photos, out: str | Path, settings: ProjectionSettings | 
     discriminator = load_discriminator(generator_file(checkpoint, ema, best)) \
         if settings.feature_weight > 0 else None
     inception = fid_features(settings)
-    found = project_images(generator, targets, discriminator, settings, inception)
-    ref = reference_distance(generator, discriminator, settings, config, inception) if reference else None
+    own = reference_images(config, size) if reference else np.zeros((0, *targets.shape[1:]), np.float32)
+    # One search for the photos and the run's own images: one compiled step, one batch.
+    found = project_images(generator, np.concatenate([targets, own]), discriminator, settings, inception)
+    ref = float(np.median(found.distances[len(targets):])) if len(own) else None
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
