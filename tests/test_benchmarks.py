@@ -38,9 +38,9 @@ def test_checkpoint_size():
 
 
 def test_latent_edits():
-    rows = _run("latent_edits.py", "--train-epochs", "1", "--train-images", "128", "--faces", "2", "--ablations",
+    rows = _run("latent_edits.py", "--train-epochs", "1", "--train-images", "128", "--faces", "2",
                 "--random", "16", "--steps", "4", "--seeds", "8", "--images", "64", "--samples",
-                "128", "--epochs", "1")
+                "128", "--epochs", "1", "--ablations")
     assert any("generated faces (latent known)" in r for r in rows)
     assert any("one 64x64 photo" in r or "search only" in r for r in rows)
 

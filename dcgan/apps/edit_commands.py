@@ -11,6 +11,22 @@ from dataclasses import fields
 from dcgan.errors import DcganError
 
 
+SEARCH_HELP = {
+    "steps": "Adam steps of the search",
+    "starts": "searches at once, from the closest random latents; the best is kept",
+    "candidates": "random latents the starts are picked from",
+    "learning_rate": "Adam's peak learning rate (ramped up and down)",
+    "noise": "latent noise at the start, fading out, in standard deviations",
+    "pixel_weight": "weight of the pixels' squared error",
+    "feature_weight": "weight of the run's discriminator's features",
+    "norm_weight": "pull towards a typical latent's norm",
+    "inception_weight": "weight of the FID network's features; -1: auto, on a GPU where its "
+                        "weights are cached",
+    "frames": "snapshots of the search in its GIF",
+    "seed": "seed of the random starts and noise",
+}
+
+
 def add_parsers(commands, add_generator_flags) -> list[argparse.ArgumentParser]:
     """Add the three commands to `commands` (argparse subparsers); return their parsers."""
     from dcgan.editing.projection import ProjectionSettings
@@ -31,9 +47,9 @@ def add_parsers(commands, add_generator_flags) -> list[argparse.ArgumentParser]:
                               "was; 0: the whole short side)")
     defaults = ProjectionSettings()
     for f in fields(ProjectionSettings):
-        project.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(getattr(defaults, f.name)),
-                             default=getattr(defaults, f.name),
-                             help=f"(default: {getattr(defaults, f.name)})")
+        default = getattr(defaults, f.name)
+        project.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default),
+                             default=default, help=f"{SEARCH_HELP.get(f.name, '')} (default: {default})")
     project.add_argument("--no-reference", action="store_true",
                          help="skip projecting 4 of the run's own images to judge the distances")
 
