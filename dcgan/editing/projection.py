@@ -200,6 +200,8 @@ def project_images(generator, targets: np.ndarray, discriminator=None,
     """Find, for each of `targets` (float32 (n, size, size, 3) in [-1, 1]), the latent whose
     face is closest (see the module docstring).  `inception`: the FID network's Keras model
     (pixels 0-255 -> pool features), weighted by `settings.inception_weight` (auto: 1)."""
+    from keras import ops
+
     from dcgan import backend
     from dcgan.outputs.sampling import generate_images
 
@@ -226,6 +228,7 @@ def project_images(generator, targets: np.ndarray, discriminator=None,
         np.asarray(f, np.float32) for f in _numpy_list(features(repeated, training=False))]
     inception_weight = settings.inception_weight if settings.inception_weight >= 0 else 1.0
     step = backend.input_gradients(model, _loss_fn(settings, counts, inception_weight))
+    fixed = [ops.convert_to_tensor(t) for t in (repeated, *target_features)]  # on the device once
 
     m, v = np.zeros_like(z), np.zeros_like(z)
     beta_1, beta_2, epsilon = 0.9, 0.999, 1e-8
@@ -236,14 +239,14 @@ def project_images(generator, targets: np.ndarray, discriminator=None,
         lr = settings.learning_rate * _ramp(t)
         noise_scale = settings.noise * max(0.0, 1 - t / 0.75) ** 2
         noisy = z + noise_scale * rng.standard_normal(z.shape).astype(np.float32)
-        _, grad = step(noisy, noisy, repeated, *target_features)
+        _, grad = step(noisy, noisy, *fixed)
         m = beta_1 * m + (1 - beta_1) * grad
         v = beta_2 * v + (1 - beta_2) * grad * grad
         m_hat, v_hat = m / (1 - beta_1 ** (i + 1)), v / (1 - beta_2 ** (i + 1))
         z = (z - lr * m_hat / (np.sqrt(v_hat) + epsilon)).astype(np.float32)
         if i % frame_every == 0:
             snapshots.append(z.copy())
-    final_losses, _ = step(z, z, repeated, *target_features)
+    final_losses, _ = step(z, z, *fixed)
     best = np.argmin(final_losses.reshape(n, starts), axis=1) + np.arange(n) * starts
     latents = z[best]
     images = generate_images(generator, latents)
